@@ -1,0 +1,136 @@
+"""The public API: load networks, compute indices, run scenarios."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import xarray as xr
+
+from .cases import Case
+from .chemistry import DEFAULT_PAIRS, Pair, parse_pair
+from .errors import NetworkError
+from .focal import FocalSet, parse_focal
+from .index import Indices, compute
+from .lp import DEFAULT_SOLVER
+from .network import Network
+from .results import table, to_dataset, write
+from .scenario import Scenario, load_scenario
+
+__all__ = ["load_network", "load_networks", "vulnerability", "run", "RunResult"]
+
+
+def load_network(path: str | Path, material: str | None = None,
+                 year: int | None = None) -> Network:
+    """Read a network in the published flows format; material and year default to the file
+    name's ``<material>_<year>.csv``."""
+    path = Path(path)
+    match = re.fullmatch(r"([a-z]+)_(\d{4})", path.stem)
+    if match:
+        material = material or match.group(1)
+        year = year or int(match.group(2))
+    return Network.read_csv(path, material=material or path.stem, year=year)
+
+
+def load_networks(folder: str | Path, materials: Iterable[str], year: int) -> dict[str, Network]:
+    """``<material>_<year>.csv`` from a folder, for each material."""
+    folder = Path(folder)
+    out = {}
+    for m in materials:
+        path = folder / f"{m}_{year}.csv"
+        if not path.is_file():
+            have = sorted(p.name for p in folder.glob("*.csv"))
+            raise NetworkError(f"{path}: no {m} network for {year} in {folder} "
+                               f"(found: {', '.join(have) or 'no CSV files'})")
+        out[m] = load_network(path, m, year)
+    return out
+
+
+def _owners(networks: Mapping[str, Network]) -> list[str]:
+    return sorted({o for n in networks.values() for o in n.owners})
+
+
+def vulnerability(
+    networks: Mapping[str, Network] | Network,
+    focal: Mapping[str, object] | Sequence[FocalSet],
+    pairs: Sequence[str | Pair] = DEFAULT_PAIRS,
+    cases: Iterable[str | Case] = tuple(Case),
+    solver: str = DEFAULT_SOLVER,
+    stage_contributions: bool = True,
+    progress: bool | None = False,
+) -> xr.Dataset:
+    """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.results.to_dataset`).
+
+    ``focal`` is either the scenario mapping (label -> countries) or a list of FocalSet.
+    """
+    if isinstance(networks, Network):
+        networks = {networks.material: networks}
+    pairs = [p if isinstance(p, Pair) else parse_pair(p) for p in pairs]
+    cases = [c if isinstance(c, Case) else Case.parse(c) for c in cases]
+    focal_sets = (list(focal) if not isinstance(focal, Mapping)
+                  else parse_focal(focal, _owners(networks)))
+    missing = sorted({p.material for p in pairs} - set(networks))
+    if missing:
+        raise NetworkError(f"no network given for {', '.join(missing)}")
+    indices = compute(networks, focal_sets, pairs, cases, solver,
+                      decompose=stage_contributions, progress=progress)
+    return to_dataset(indices, {"solver": solver})
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    indices: Indices
+    dataset: xr.Dataset
+    out_dir: Path | None
+
+    @property
+    def table(self) -> str:
+        return table(self.indices.vulnerability)
+
+
+def prepare(scenario: Scenario | str | Path):
+    """Everything a run needs, checked before any solve: scenario, networks, focal sets."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    spec = scenario.spec
+    networks = load_networks(scenario.flows_dir(), scenario.materials, spec.network.year)
+    focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)))
+    return scenario, networks, focal_sets
+
+
+def run(
+    scenario: Scenario | str | Path,
+    out: str | Path | None = None,
+    write_files: bool = True,
+    progress: bool | None = None,
+) -> RunResult:
+    """Run a scenario; writes ``vulnerability.csv``, ``stage_contributions.csv`` and
+    ``results.nc`` to ``out`` (default ``results/<name>/``) unless ``write_files`` is False."""
+    scenario, networks, focal_sets = prepare(scenario)
+    spec = scenario.spec
+    indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
+                      decompose=spec.stage_contributions, progress=progress)
+    attrs = {
+        "scenario": spec.name,
+        "description": spec.description,
+        "solver": spec.solver,
+        "year": spec.network.year,
+        "networks": {m: n.origin for m, n in networks.items()},
+        "focal_sets": {fs.label: fs.describe() for fs in focal_sets},
+        "pairs": [str(p) for p in scenario.pairs],
+        "materials_in_aggregate": {
+            c: sorted({p.material for p in scenario.pairs if p.chemistry == c})
+            for c in dict.fromkeys(p.chemistry for p in scenario.pairs)},
+        "source_method": "Cheng, Fuchs, Karplus & Michalek, Nature Communications 15, 2143 "
+                         "(2024), doi:10.1038/s41467-024-46418-1",
+    }
+    ds = to_dataset(indices, attrs)
+    out_dir = None
+    if write_files:
+        out_dir = Path(out) if out else Path("results") / spec.name
+        write(indices, ds, out_dir)
+    return RunResult(scenario, indices, ds, out_dir)
+

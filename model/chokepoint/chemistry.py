@@ -1,0 +1,81 @@
+"""Cathode chemistries, the materials each contains, and chemistry-material pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ScenarioError, did_you_mean
+
+#: Materials with a network, by name; symbols are accepted as aliases.
+MATERIALS: dict[str, str] = {
+    "lithium": "Li", "cobalt": "Co", "nickel": "Ni", "manganese": "Mn", "phosphorus": "P",
+}
+
+#: The materials each chemistry is made of (the Leontief inputs of its cathode).
+CHEMISTRIES: dict[str, tuple[str, ...]] = {
+    "NCM": ("lithium", "nickel", "cobalt", "manganese"),
+    "NCA": ("lithium", "nickel", "cobalt"),
+    "LFP": ("lithium", "phosphorus"),
+    "LMO": ("lithium", "manganese"),
+    "LCO": ("lithium", "cobalt"),
+}
+
+CHEMISTRY_ALIASES = {"NMC": "NCM"}
+
+DEFAULT_PAIRS: tuple[str, ...] = (
+    "LFP-lithium", "NCM-lithium", "NCM-cobalt", "NCM-nickel", "NCM-manganese",
+)
+
+
+@dataclass(frozen=True, order=True)
+class Pair:
+    chemistry: str
+    material: str
+
+    def __str__(self) -> str:
+        return f"{self.chemistry}-{self.material}"
+
+
+def parse_material(word: str, where: str) -> str:
+    w = str(word).strip()
+    by_symbol = {sym.lower(): name for name, sym in MATERIALS.items()}
+    name = by_symbol.get(w.lower(), w.lower())
+    if name not in MATERIALS:
+        raise ScenarioError(
+            f"{where}: unknown material {w!r}{did_you_mean(w, list(MATERIALS))}; "
+            f"choose from {', '.join(MATERIALS)}"
+        )
+    return name
+
+
+def parse_chemistry(word: str, where: str) -> str:
+    w = str(word).strip().upper()
+    w = CHEMISTRY_ALIASES.get(w, w)
+    if w not in CHEMISTRIES:
+        raise ScenarioError(
+            f"{where}: unknown chemistry {word!r}{did_you_mean(w, list(CHEMISTRIES))}; "
+            f"choose from {', '.join(CHEMISTRIES)} (NMC is accepted for NCM)"
+        )
+    return w
+
+
+def parse_pair(text: str, where: str = "pairs") -> Pair:
+    """``"LFP-lithium"``, ``"NMC-Co"``, ``"ncm/nickel"`` -> Pair."""
+    raw = str(text).strip()
+    for sep in ("-", "/", ":", " "):
+        if sep in raw:
+            chem, mat = (p.strip() for p in raw.split(sep, 1))
+            break
+    else:
+        all_pairs = [f"{c}-{m}" for c, ms in CHEMISTRIES.items() for m in ms]
+        raise ScenarioError(
+            f"{where}: pair {raw!r} is not CHEMISTRY-material{did_you_mean(raw, all_pairs)}"
+        )
+    chemistry = parse_chemistry(chem, f"{where}: {raw!r}")
+    material = parse_material(mat, f"{where}: {raw!r}")
+    if material not in CHEMISTRIES[chemistry]:
+        raise ScenarioError(
+            f"{where}: {chemistry} contains no {material} "
+            f"(it is made of {', '.join(CHEMISTRIES[chemistry])})"
+        )
+    return Pair(chemistry, material)

@@ -1,0 +1,89 @@
+"""Command line: a thin layer over the public API. Errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import ChokepointError
+
+EXIT_ERROR = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="chokepoint",
+        description="Vulnerability of EV battery cathode supply to one country or bloc "
+                    "(Cheng et al. 2024) as an explicit Pyomo LP.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="compute a scenario and write results/<name>/")
+    r.add_argument("scenario", help="scenario YAML file")
+    r.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
+    r.add_argument("--quiet", action="store_true", help="do not print the table")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="check a scenario and its networks without solving")
+    v.add_argument("scenario", help="scenario YAML file")
+
+    b = sub.add_parser("bench", help="time a scenario's grid: model build and per-LP solves")
+    b.add_argument("scenario", help="scenario YAML file (e.g. scenarios/paper_2020.yaml)")
+    b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
+    return p
+
+
+def _run(args) -> int:
+    from .api import run
+
+    t = time.perf_counter()
+    result = run(args.scenario, out=args.out, progress=False if args.no_progress else None)
+    if not args.quiet:
+        print(result.table, end="")
+    n = len(result.indices.vulnerability)
+    print(f"wrote {result.out_dir}/ ({n} indices, {time.perf_counter() - t:.2f} s)",
+          file=sys.stderr)
+    return 0
+
+
+def _validate(args) -> int:
+    from .api import prepare
+
+    scenario, networks, focal_sets = prepare(args.scenario)
+    print(f"{args.scenario}: ok: {len(focal_sets)} focal sets, {len(scenario.pairs)} pairs, "
+          f"{len(scenario.cases)} cases, networks: {', '.join(networks)}")
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import bench_scenario
+
+    print(bench_scenario(args.scenario, repeat=args.repeat).render())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": _run, "validate": _validate, "bench": _bench}
+    try:
+        return commands[args.command](args)
+    except ChokepointError as e:
+        if args.debug:
+            raise
+        print(f"chokepoint: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("chokepoint: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug of ours: still one line, with a way to see more
+        if args.debug:
+            raise
+        print(f"chokepoint: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Focal sets: the countries (or blocs) whose touch the index measures, each counted at some or
+all supply-chain steps (mining, refining, cathode)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from . import countries
+from .errors import ScenarioError, did_you_mean
+from .network import FOCAL_STAGES, Network
+
+ALL_STAGES: tuple[str, ...] = tuple(FOCAL_STAGES)  # mining, refining, cathode
+#: Cumulative stage sets of the decomposition, from the cathode stage upstream.
+STAGE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cathode", ("cathode",)),
+    ("refining", ("cathode", "refining")),
+    ("mining", ("cathode", "refining", "mining")),
+)
+
+
+def parse_stages(words: Iterable[str], where: str) -> frozenset[str]:
+    out = set()
+    for w in words:
+        s = str(w).strip().lower()
+        if s not in FOCAL_STAGES:
+            raise ScenarioError(
+                f"{where}: unknown stage {w!r}{did_you_mean(s, ALL_STAGES)}; "
+                f"choose from {', '.join(ALL_STAGES)}"
+            )
+        out.add(s)
+    if not out:
+        raise ScenarioError(f"{where}: empty list of stages")
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class FocalSet:
+    """A labelled set of members (country keys), each with the stages it is counted at."""
+
+    label: str
+    members: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def of(cls, label: str, keys: Iterable[str], stages: Iterable[str] = ALL_STAGES):
+        st = frozenset(stages)
+        return cls(label, tuple(sorted((k, st) for k in set(keys))))
+
+    def restricted(self, stages: Iterable[str]) -> "FocalSet":
+        """The same members counted only at the given stages (intersected with their own)."""
+        keep = frozenset(stages)
+        return FocalSet(self.label, tuple((k, st & keep) for k, st in self.members if st & keep))
+
+    def nodes(self, network: Network) -> frozenset[str]:
+        """The network's nodes this focal set owns."""
+        stage_of = {st: name for name, sts in FOCAL_STAGES.items() for st in sts}
+        keyed = network._cache.get("owner_keys")
+        if keyed is None:
+            keyed = network._cache["owner_keys"] = {
+                o: countries.key(o) for o in network.nodes["owner"].unique()
+            }
+        members = dict(self.members)
+        out = []
+        for name, owner, stage in zip(network.nodes.index, network.nodes["owner"],
+                                      network.nodes["stage"]):
+            if stage in stage_of and stage_of[stage] in members.get(keyed[owner], ()):
+                out.append(name)
+        return frozenset(out)
+
+    def describe(self) -> str:
+        parts = []
+        for k, st in self.members:
+            name = countries.label(k)
+            parts.append(name if st == frozenset(ALL_STAGES) else
+                         f"{name} ({', '.join(s for s in ALL_STAGES if s in st)})")
+        return "; ".join(parts) or "(empty)"
+
+
+def parse_focal(spec: Mapping, known_owners: list[str], where: str = "focal") -> list[FocalSet]:
+    """Focal sets from the scenario mapping ``label -> members``.
+
+    A member is a country name, or ``{country: NAME, stages: [...]}``; a set may also be
+    ``{countries: [...], stages: [...]}`` to restrict every member alike.
+    """
+    out = []
+    for label, body in spec.items():
+        here = f"{where}.{label}"
+        stages = ALL_STAGES
+        if isinstance(body, Mapping):
+            extra = set(body) - {"countries", "stages"}
+            if extra:
+                bad = sorted(extra)[0]
+                raise ScenarioError(f"{here}: unknown key {bad!r}"
+                                    f"{did_you_mean(bad, ['countries', 'stages'])}")
+            stages = parse_stages(body.get("stages", ALL_STAGES), f"{here}.stages")
+            body = body.get("countries", [])
+        if isinstance(body, str):
+            body = [body]
+        if not isinstance(body, list):
+            raise ScenarioError(f"{here}: expected a list of countries")
+        members: dict[str, frozenset[str]] = {}
+        for i, m in enumerate(body):
+            st = frozenset(stages)
+            if isinstance(m, Mapping):
+                extra = set(m) - {"country", "stages"}
+                if extra or "country" not in m:
+                    raise ScenarioError(f"{here}[{i}]: a member is a name or "
+                                        "{country: NAME, stages: [...]}")
+                st = parse_stages(m.get("stages", ALL_STAGES), f"{here}[{i}].stages")
+                m = m["country"]
+            k = countries.resolve(str(m), known_owners, f"{here}[{i}]")
+            members[k] = members.get(k, frozenset()) | st
+        out.append(FocalSet(str(label), tuple(sorted(members.items()))))
+    return out

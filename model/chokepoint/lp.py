@@ -1,0 +1,508 @@
+"""The vulnerability index as one Pyomo LP.
+
+The model is built once per network. A focal set, a product and a case are then chosen by
+changing mutable parameters (focal membership, product weights, uncertain-source caps) and by
+activating the constraint families of the case; a persistent solver re-solves the changed model.
+
+Every set, parameter and variable is declared in :data:`SYMBOLS` (title, description, unit) and
+every constraint family in :data:`FAMILIES` (title, the cases it is active in, its equation in the
+docstring). The README's mathematics and the results' metadata are generated from these.
+Users add a rule by decorating a function with :func:`constraint_family`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap, ComponentSet
+from pyomo.common.errors import ApplicationError
+
+from .cases import Case
+from .errors import SolverError, did_you_mean
+from .network import Network, Stage
+
+#: Solver used when a scenario names none: HiGHS through Pyomo's persistent appsi interface.
+DEFAULT_SOLVER = "appsi_highs"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """Metadata of one set, parameter or variable of the LP."""
+
+    name: str
+    kind: str  # "set", "param" or "var"
+    latex: str
+    title: str
+    description: str
+    unit: str = "-"
+
+
+SYMBOLS: dict[str, Symbol] = {
+    s.name: s
+    for s in [
+        Symbol("nodes", "set", r"N", "Nodes", "Every node of the network: (owner, stage)."),
+        Symbol("arcs", "set", r"A", "Arcs", "Every arc (source, target) with observed flow."),
+        Symbol("interior", "set", r"N^{\mathrm{int}}", "Interior nodes",
+               "Refining pools, refiners and cathode pools: nodes that pass material on."),
+        Symbol("ownable_arcs", "set", r"A^{\mathrm{own}}", "Arcs out of country nodes",
+               "Arcs leaving a mine or an interior node, which a focal country can own."),
+        Symbol("mine_arcs", "set", r"A^{\mathrm{mine}}", "Mine arcs", "Arcs leaving a mine."),
+        Symbol("uncertain_sources", "set", r"U", "Uncertain sources",
+               "MRMT, URMS, UARP, TFCR, TFCM: material of unknown origin."),
+        Symbol("uncertain_arcs", "set", r"A^{U}", "Uncertain arcs",
+               "Arcs leaving an uncertain source."),
+        Symbol("product_arcs", "set", r"A^{P}", "Product arcs", "Arcs into a product sink."),
+        Symbol("interior_out_arcs", "set", r"A^{\mathrm{int}}", "Arcs out of interior nodes",
+               "Arcs whose source is an interior node."),
+        Symbol("observed_interior", "set", r"N^{\mathrm{obs}}", "Observed interior nodes",
+               "Interior nodes with observed inflow (inflow not from uncertain sources)."),
+        Symbol("unobserved_interior", "set", r"N^{\varnothing}", "Unobserved interior nodes",
+               "Interior nodes fed only by uncertain sources."),
+        Symbol("tonnes", "param", r"v_a", "Observed flow",
+               "Tonnage of contained element on each arc.", "t"),
+        Symbol("outflow", "param", r"\bar{v}_n", "Node outflow",
+               "Observed outflow of a node.", "t"),
+        Symbol("observed_inflow", "param", r"\underline{v}_n", "Observed inflow",
+               "Inflow of an interior node from arcs that do not leave an uncertain source.",
+               "t"),
+        Symbol("imbalance", "param", r"\delta_n", "Node imbalance",
+               "Outflow minus inflow of an interior node in the data (rounding only).", "t"),
+        Symbol("focal", "param", r"f_n", "Focal membership",
+               "1 if the node's owner is in the focal set at the node's stage, else 0 "
+               "(mutable).", "-"),
+        Symbol("weight", "param", r"w_a", "Product weight",
+               "1 on the arcs into the product being measured, else 0 (mutable).", "-"),
+        Symbol("release_cap", "param", r"c_u", "Uncertain-source cap",
+               "Pessimistic B: min(outflow of u, P_F), with P_F the focal set's mine and "
+               "refining output plus its cathode output into the product (mutable).", "t"),
+        Symbol("touched", "var", r"x_a", "Touched flow",
+               "Part of an arc's flow that a focal country mined, refined, made into cathode "
+               "or traded at some earlier step.", "t"),
+        Symbol("share", "var", r"s_n", "Touched share",
+               "Proportional case: touched fraction of an interior node's throughput.", "-"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ConstraintFamily:
+    """A named physical rule; ``build`` returns the Pyomo constraint for a model."""
+
+    name: str
+    title: str
+    cases: frozenset[Case]
+    build: Callable[[pyo.ConcreteModel], pyo.Constraint]
+    unit: str = "t"
+
+    @property
+    def equation(self) -> str:
+        """The rule's equation, the first line of its docstring (LaTeX)."""
+        return inspect.getdoc(self.build).splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        return " ".join(inspect.getdoc(self.build).splitlines()[1:]).strip()
+
+
+#: Every constraint family, in the order they are added to the model.
+FAMILIES: dict[str, ConstraintFamily] = {}
+
+_ALL = frozenset(Case)
+_BOUNDS = frozenset({Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B})
+
+
+def constraint_family(title: str, cases: Iterable[Case] = _ALL, unit: str = "t"):
+    """Register a constraint family. The function's docstring starts with its equation."""
+
+    def register(build: Callable[[pyo.ConcreteModel], pyo.Constraint]):
+        if not inspect.getdoc(build):
+            raise ValueError(f"constraint family {build.__name__} needs a docstring equation")
+        FAMILIES[build.__name__] = ConstraintFamily(
+            build.__name__, title, frozenset(cases), build, unit
+        )
+        return build
+
+    return register
+
+
+# -- constraint families -------------------------------------------------------------------
+# Each states one physical rule. ``m.out_arcs[n]`` / ``m.in_arcs[n]`` are plain dicts of arcs.
+
+
+@constraint_family("Focal origin")
+def focal_origin(m):
+    r"""x_a \ge v_a f_{\mathrm{src}(a)} \quad \forall a \in A^{\mathrm{own}}
+    Everything leaving a focal node is touched (with the capacity bound, x_a = v_a)."""
+    return pyo.Constraint(
+        m.ownable_arcs, rule=lambda m, s, t: m.touched[s, t] >= m.tonnes[s, t] * m.focal[s]
+    )
+
+
+@constraint_family("Clean origin of mines")
+def clean_origin(m):
+    r"""x_a \le v_a f_{\mathrm{src}(a)} \quad \forall a \in A^{\mathrm{mine}}
+    Ore from a non-focal mine is untouched."""
+    return pyo.Constraint(
+        m.mine_arcs, rule=lambda m, s, t: m.touched[s, t] <= m.tonnes[s, t] * m.focal[s]
+    )
+
+
+@constraint_family(
+    "Clean origin of uncertain sources", cases={Case.OPTIMISTIC, Case.PESSIMISTIC_A}
+)
+def clean_uncertain_origin(m):
+    r"""x_a \le 0 \quad \forall a \in A^{U}
+    Material of unknown origin is untouched (all cases but proportional and pessimistic B)."""
+    return pyo.Constraint(m.uncertain_arcs, rule=lambda m, s, t: m.touched[s, t] <= 0)
+
+
+@constraint_family("Touched mass balance", cases=_BOUNDS)
+def touched_mass_balance(m):
+    r"""\min(0,\delta_n) \le \sum_{a \in \mathrm{out}(n)} x_a - \sum_{a \in \mathrm{in}(n)} x_a \le \max(0,\delta_n) + \bar{v}_n f_n \quad \forall n \in N^{\mathrm{int}}
+    Touched material is conserved at every non-focal interior node (up to the node's own
+    rounding imbalance in the data); a focal node's outflow is all touched whatever it receives."""
+
+    def rule(m, n):
+        net = sum(m.touched[a] for a in m.out_arcs[n]) - sum(m.touched[a] for a in m.in_arcs[n])
+        lo, hi = min(0.0, m.imbalance[n]), max(0.0, m.imbalance[n])
+        return pyo.inequality(lo, net, hi + m.outflow[n] * m.focal[n])
+
+    return pyo.Constraint(m.interior, rule=rule)
+
+
+@constraint_family("Uncertain-source release", cases={Case.PESSIMISTIC_B})
+def uncertain_release(m):
+    r"""\sum_{a \in \mathrm{out}(u)} x_a \le c_u \quad \forall u \in U
+    Pessimistic B: each uncertain source may carry touched material up to min(its outflow, P_F)."""
+    return pyo.Constraint(
+        m.uncertain_sources,
+        rule=lambda m, u: sum(m.touched[a] for a in m.out_arcs[u]) <= m.release_cap[u],
+    )
+
+
+@constraint_family("Proportional mixing", cases={Case.PROPORTIONAL})
+def proportional_mixing(m):
+    r"""x_a = v_a s_{\mathrm{src}(a)} \quad \forall a \in A^{\mathrm{int}}
+    Every arc out of an interior node carries the node's touched share."""
+    return pyo.Constraint(
+        m.interior_out_arcs,
+        rule=lambda m, s, t: m.touched[s, t] == m.tonnes[s, t] * m.share[s],
+    )
+
+
+@constraint_family("Proportional share", cases={Case.PROPORTIONAL})
+def proportional_share(m):
+    r"""0 \le s_n \underline{v}_n - \sum_{a \in \mathrm{in}(n) \setminus A^{U}} x_a \le \underline{v}_n f_n \quad \forall n \in N^{\mathrm{obs}}
+    A non-focal node's share is the touched fraction of its observed inflow (a focal node's
+    share is 1 through focal origin)."""
+
+    def rule(m, n):
+        touched_in = sum(m.touched[a] for a in m.observed_in_arcs[n])
+        return pyo.inequality(
+            0.0, m.share[n] * m.observed_inflow[n] - touched_in, m.observed_inflow[n] * m.focal[n]
+        )
+
+    return pyo.Constraint(m.observed_interior, rule=rule)
+
+
+@constraint_family("Unobserved share", cases={Case.PROPORTIONAL}, unit="-")
+def unobserved_share(m):
+    r"""s_n \le f_n \quad \forall n \in N^{\varnothing}
+    A non-focal node fed only by uncertain sources has share 0."""
+    return pyo.Constraint(m.unobserved_interior, rule=lambda m, n: m.share[n] <= m.focal[n])
+
+
+@constraint_family("Uncertain mixing", cases={Case.PROPORTIONAL})
+def uncertain_mixing(m):
+    r"""x_a = v_a s_{\mathrm{tgt}(a)} \quad \forall a \in A^{U}
+    Material of unknown origin carries the touched share of the node it enters."""
+    return pyo.Constraint(
+        m.uncertain_arcs, rule=lambda m, s, t: m.touched[s, t] == m.tonnes[s, t] * m.share[t]
+    )
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.ConcreteModel:
+    """The LP of a network with every registered constraint family, all initially active."""
+    arcs = list(zip(network.arcs["source"], network.arcs["target"]))
+    tonnes = dict(zip(arcs, network.arcs["tonnes"].astype(float)))
+    stage = network.nodes["stage"].to_dict()
+    flow = network.node_flow()
+
+    interior = [n for n in network.nodes.index if stage[n].is_interior]
+    uncertain = [n for n in network.nodes.index if stage[n] is Stage.UNCERTAIN_SOURCE]
+    for s, t in arcs:
+        if stage[s] is Stage.UNCERTAIN_SOURCE and not stage[t].is_interior:
+            raise SolverError(f"{network.origin}: uncertain source {s!r} feeds {t!r}, "
+                              "which is not a refining or cathode pool")
+    observed_inflow = {n: 0.0 for n in interior}
+    for (s, t), v in tonnes.items():
+        if t in observed_inflow and stage[s] is not Stage.UNCERTAIN_SOURCE:
+            observed_inflow[t] += v
+
+    m = pyo.ConcreteModel(name=f"chokepoint {network.material} {network.year or ''}".strip())
+    m.nodes = pyo.Set(initialize=list(network.nodes.index), ordered=True)
+    m.arcs = pyo.Set(initialize=arcs, dimen=2, ordered=True)
+    m.interior = pyo.Set(initialize=interior, ordered=True)
+    m.ownable_arcs = pyo.Set(
+        initialize=[a for a in arcs if stage[a[0]] is Stage.MINE or stage[a[0]].is_interior],
+        dimen=2, ordered=True)
+    m.mine_arcs = pyo.Set(initialize=[a for a in arcs if stage[a[0]] is Stage.MINE], dimen=2)
+    m.uncertain_sources = pyo.Set(initialize=uncertain, ordered=True)
+    m.uncertain_arcs = pyo.Set(initialize=[a for a in arcs if a[0] in set(uncertain)], dimen=2)
+    m.product_arcs = pyo.Set(
+        initialize=[a for a in arcs if stage[a[1]] is Stage.PRODUCT], dimen=2, ordered=True)
+    m.interior_out_arcs = pyo.Set(
+        initialize=[a for a in arcs if stage[a[0]].is_interior], dimen=2, ordered=True)
+    m.observed_interior = pyo.Set(initialize=[n for n in interior if observed_inflow[n] > 0])
+    m.unobserved_interior = pyo.Set(initialize=[n for n in interior if observed_inflow[n] <= 0])
+
+    m.tonnes = pyo.Param(m.arcs, initialize=tonnes, within=pyo.NonNegativeReals)
+    m.outflow = pyo.Param(m.nodes, initialize=flow["outflow"].to_dict())
+    m.observed_inflow = pyo.Param(m.interior, initialize=observed_inflow)
+    m.imbalance = pyo.Param(
+        m.interior, initialize={n: flow.outflow[n] - flow.inflow[n] for n in interior})
+    m.focal = pyo.Param(m.nodes, initialize=0.0, mutable=True, within=pyo.UnitInterval)
+    m.weight = pyo.Param(m.product_arcs, initialize=0.0, mutable=True)
+    m.release_cap = pyo.Param(m.uncertain_sources, initialize=0.0, mutable=True)
+
+    m.touched = pyo.Var(m.arcs, bounds=lambda m, s, t: (0.0, m.tonnes[s, t]))
+    m.share = pyo.Var(m.interior, bounds=(0.0, 1.0))
+
+    m.out_arcs = {n: [] for n in network.nodes.index}
+    m.in_arcs = {n: [] for n in network.nodes.index}
+    for a in arcs:
+        m.out_arcs[a[0]].append(a)
+        m.in_arcs[a[1]].append(a)
+    m.observed_in_arcs = {
+        n: [a for a in m.in_arcs[n] if stage[a[0]] is not Stage.UNCERTAIN_SOURCE]
+        for n in interior
+    }
+
+    for name in families if families is not None else FAMILIES:
+        family = FAMILIES[name]
+        component = family.build(m)
+        component.doc = f"{family.title}: {family.equation}"
+        m.add_component(name, component)
+
+    m.objective = pyo.Objective(
+        expr=sum(m.weight[a] * m.touched[a] for a in m.product_arcs), sense=pyo.minimize
+    )
+    for c in m.component_objects((pyo.Set, pyo.Param, pyo.Var), descend_into=False):
+        if c.local_name in SYMBOLS:
+            c.doc = SYMBOLS[c.local_name].title
+    return m
+
+
+# -- solving -------------------------------------------------------------------------------
+
+
+def available_solvers() -> list[str]:
+    """Solver names Pyomo knows, for suggestions."""
+    return sorted({DEFAULT_SOLVER, "highs", "glpk", "cbc", "gurobi", "cplex", "scip", "xpress",
+                   "appsi_gurobi", "appsi_cplex", "appsi_cbc", *map(str, pyo.SolverFactory)})
+
+
+class VulnerabilityLP:
+    """One network's LP and its solver; ``solve`` returns the touched tonnes into the product.
+
+    Parameters change only where they differ from the last solve, and constraint families are
+    switched only when the case changes, so a persistent solver updates instead of rebuilding.
+    """
+
+    def __init__(self, network: Network, solver: str = DEFAULT_SOLVER):
+        self.network = network
+        self.solver_name = solver
+        self.model = build_model(network)
+        self._stage = network.nodes["stage"].to_dict()
+        self._focal: frozenset[str] = frozenset()
+        self._product: str | None = None
+        self._case: Case | None = None
+        self._solver_attached = False
+        self._persistent = solver == DEFAULT_SOLVER
+        self._solver = self._make_solver(solver)
+        self._uses = self._parameter_uses() if self._persistent else ComponentMap()
+        self._stale = ComponentSet()
+        self.set_case(Case.PROPORTIONAL)
+        if self._persistent:
+            self._solver.set_instance(self.model)
+        self._solver_attached = self._persistent
+
+    def _make_solver(self, name: str):
+        try:
+            if name == DEFAULT_SOLVER:
+                from pyomo.contrib.appsi.solvers import Highs
+
+                opt = Highs()
+                opt.config.load_solution = False
+            else:
+                if name.startswith("appsi_"):
+                    from pyomo.contrib import appsi  # noqa: F401 -- registers appsi solvers
+                opt = pyo.SolverFactory(name)
+        except Exception as e:  # Pyomo raises many kinds for a bad solver name
+            raise SolverError(f"solver {name!r} cannot be created: {e}") from None
+        if opt is None or type(opt).__name__ == "UnknownSolver":
+            raise SolverError(
+                f"unknown solver {name!r}{did_you_mean(name, available_solvers())}"
+            )
+        try:
+            ok = opt.available(exception_flag=False)
+        except (ApplicationError, TypeError, AttributeError):
+            try:
+                ok = bool(opt.available())
+            except Exception:
+                ok = False
+        if not ok:
+            raise SolverError(
+                f"solver {name!r} is not available on this machine (install it, or use "
+                f"solver: {DEFAULT_SOLVER})"
+            )
+        if self._persistent:
+            cfg = opt.update_config
+            # Only parameters and activation change between solves; skip the model scans.
+            cfg.check_for_new_or_removed_vars = False
+            cfg.check_for_new_or_removed_params = False
+            cfg.check_for_new_or_removed_constraints = False
+            cfg.update_vars = False
+            cfg.update_constraints = False
+            cfg.update_named_expressions = False
+            cfg.check_for_new_objective = False
+            cfg.update_objective = False
+            # Changed parameters are pushed by _refresh, for the constraints that use them only.
+            cfg.update_params = False
+            opt.highs_options = {"output_flag": False}
+        return opt
+
+    def _parameter_uses(self) -> dict:
+        """Mutable parameter -> the constraints whose coefficients or bounds use it."""
+        from pyomo.core.expr.visitor import identify_mutable_parameters
+
+        uses = ComponentMap()
+        for con in self.model.component_data_objects(pyo.Constraint, descend_into=True):
+            for p in identify_mutable_parameters(con.expr):
+                uses.setdefault(p, ComponentSet()).add(con)
+        return uses
+
+    def _set_param(self, param, value: float) -> None:
+        if param.value != value:
+            param.set_value(value)
+            self._stale.update(self._uses.get(param, ()))
+
+    def _refresh(self) -> None:
+        """Send the constraints whose parameters changed to the persistent solver again."""
+        if not self._persistent:
+            return
+        helpers = getattr(self._solver, "_mutable_helpers", None)
+        if helpers is None:  # another appsi version: update every parameter (slower, same result)
+            self._solver.update_params()
+        else:
+            for con in self._stale:
+                for helper in helpers.get(con, ()):
+                    helper.update()
+        self._stale.clear()
+
+    # -- changing the question -------------------------------------------------------------
+
+    def set_case(self, case: Case) -> None:
+        if case == self._case:
+            return
+        m = self.model
+        added, removed = [], []
+        for family in FAMILIES.values():
+            comp = m.find_component(family.name)
+            if comp is None:
+                continue
+            want = case in family.cases
+            if want and not comp.active:
+                comp.activate()
+                added.extend(comp.values())
+            elif not want and comp.active:
+                comp.deactivate()
+                removed.extend(comp.values())
+        m.objective.sense = pyo.minimize if case.spec.sense == "minimize" else pyo.maximize
+        if self._persistent and self._solver_attached:
+            if removed:
+                self._solver.remove_constraints(removed)
+            if added:
+                self._solver.add_constraints(added)
+        if self._persistent and self._solver_attached:
+            self._solver.set_objective(m.objective)
+        self._case = case
+
+    def set_focal(self, focal_nodes: Iterable[str]) -> None:
+        focal_nodes = frozenset(focal_nodes)
+        for n in self._focal ^ focal_nodes:
+            self._set_param(self.model.focal[n], 1.0 if n in focal_nodes else 0.0)
+        self._focal = focal_nodes
+
+    def set_product(self, product: str) -> None:
+        if product == self._product:
+            return
+        for a in self.model.product_arcs:
+            self.model.weight[a] = 1.0 if a[1] == product else 0.0
+        if self._solver_attached:
+            self._solver.set_objective(self.model.objective)
+        self._product = product
+
+    def release_cap(self) -> float:
+        """P_F: focal mine and refining output plus focal cathode output into the product."""
+        m, total = self.model, 0.0
+        for n in self._focal:
+            st = self._stage[n]
+            if st in (Stage.MINE, Stage.REFINING):
+                total += m.outflow[n]
+            elif st is Stage.CATHODE_POOL:
+                total += sum(m.tonnes[a] for a in m.out_arcs[n] if a[1] == self._product)
+        return total
+
+    # -- solving ---------------------------------------------------------------------------
+
+    def solve(self, focal_nodes: Iterable[str], product: str, case: Case) -> float:
+        """Touched tonnes into ``product`` for this focal node set and case."""
+        self.set_case(case)
+        self.set_focal(focal_nodes)
+        self.set_product(product)
+        m = self.model
+        if case is Case.PESSIMISTIC_B:
+            cap = self.release_cap()
+            for u in m.uncertain_sources:
+                self._set_param(m.release_cap[u], min(m.outflow[u], cap))
+        if self._persistent:
+            self._refresh()
+            return self._solve_persistent()
+        return self._solve_generic()
+
+    def _status_error(self, status) -> SolverError:
+        where = f"{self.network.material or self.network.origin}, product {self._product}, " \
+                f"case {self._case.value}"
+        return SolverError(f"solver {self.solver_name!r} returned status {status!s} ({where})")
+
+    def _solve_persistent(self) -> float:
+        from pyomo.contrib.appsi.base import TerminationCondition
+
+        res = self._solver.solve(self.model)
+        if res.termination_condition != TerminationCondition.optimal:
+            raise self._status_error(res.termination_condition.name)
+        return float(res.best_feasible_objective)
+
+    def _solve_generic(self) -> float:
+        try:
+            res = self._solver.solve(self.model, load_solutions=False)
+        except (ApplicationError, RuntimeError, ValueError) as e:
+            raise SolverError(f"solver {self.solver_name!r} failed: {e}") from None
+        cond = res.solver.termination_condition
+        if cond != pyo.TerminationCondition.optimal:
+            raise self._status_error(cond)
+        self.model.solutions.load_from(res)
+        return float(pyo.value(self.model.objective))
+
+    def touched_flows(self) -> dict[tuple[str, str], float]:
+        """Touched tonnes per arc in the last solution."""
+        if self._persistent:
+            self._solver.load_vars([self.model.touched[a] for a in self.model.arcs])
+        return {a: float(self.model.touched[a].value or 0.0) for a in self.model.arcs}

@@ -1,0 +1,276 @@
+"""The material-flow network: nodes typed by owner and stage, arcs with tonnage.
+
+One network per material and year. Node names follow the published flows of Cheng et al. (2024):
+``<owner>_<suffix>`` for country nodes, the chemistry name for product sinks, and fixed long names
+for uncertain sources and other sinks. Tonnages are tonnes of contained element.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import NetworkError, did_you_mean
+
+#: Relative tolerance for the balance of an interior node (inflow vs outflow).
+BALANCE_RTOL = 1e-6
+
+
+class Stage(Enum):
+    """Where a node sits in the supply chain, upstream to downstream."""
+
+    MINE = "mine"
+    REFINING_POOL = "refining_pool"
+    REFINING = "refining"
+    CATHODE_POOL = "cathode_pool"
+    PRODUCT = "product"
+    OTHER_SINK = "other_sink"
+    UNCERTAIN_SOURCE = "uncertain_source"
+
+    @property
+    def is_source(self) -> bool:
+        return self in (Stage.MINE, Stage.UNCERTAIN_SOURCE)
+
+    @property
+    def is_sink(self) -> bool:
+        return self in (Stage.PRODUCT, Stage.OTHER_SINK)
+
+    @property
+    def is_interior(self) -> bool:
+        return self in (Stage.REFINING_POOL, Stage.REFINING, Stage.CATHODE_POOL)
+
+
+#: Name suffix of country nodes per stage, in the published flows' spelling. Longest first, so
+#: that ``_ref_poss`` is tried before ``_ref``.
+SUFFIXES: dict[str, Stage] = {
+    "_cath_poss": Stage.CATHODE_POOL,
+    "_ref_poss": Stage.REFINING_POOL,
+    "_mine": Stage.MINE,
+    "_ref": Stage.REFINING,
+}
+
+#: The supply-chain steps a focal country can be counted at, and the node stages each covers.
+#: The refining pool belongs to refining: it is the raw material a refiner has acquired.
+FOCAL_STAGES: dict[str, tuple[Stage, ...]] = {
+    "mining": (Stage.MINE,),
+    "refining": (Stage.REFINING_POOL, Stage.REFINING),
+    "cathode": (Stage.CATHODE_POOL,),
+}
+
+#: Uncertain sources (data gaps: material of unknown origin), full name -> abbreviation.
+UNCERTAIN_SOURCES: dict[str, str] = {
+    "Missing Refined Material Trade": "MRMT",
+    "Unknown Raw Material Source_mine": "URMS",
+    "Unaccounted for Additional Refining Production": "UARP",
+    "Trade from countries with no refining": "TFCR",
+    "Trade from countries with no mining": "TFCM",
+}
+
+#: Sinks where material leaves the battery chain, full name -> abbreviation.
+OTHER_SINKS: dict[str, str] = {
+    "Non-Battery Cathode Products": "NBCP",
+    "Raw Materials not accounted for in refining production": "NTRM",
+    "Trade to countries with no refining or <br /> raw materials not accounted for in trade": "TTCR",
+    "Trade to countries with no cathode production or <br /> refined materials not accounted for in trade": "NCPC",
+}
+
+#: Cathode chemistries, the product sinks whose supply the index measures.
+PRODUCTS: tuple[str, ...] = ("NCM", "NCA", "LFP", "LMO", "LCO")
+
+_SPECIAL_BY_ABBREVIATION = {
+    abbr: name for name, abbr in {**UNCERTAIN_SOURCES, **OTHER_SINKS}.items()
+}
+
+
+def parse_node(name: str) -> tuple[str, Stage]:
+    """Owner and stage of a node name; raises ``ValueError`` for a name of no known stage."""
+    name = _SPECIAL_BY_ABBREVIATION.get(name, name)
+    if name in UNCERTAIN_SOURCES:
+        return UNCERTAIN_SOURCES[name], Stage.UNCERTAIN_SOURCE
+    if name in OTHER_SINKS:
+        return OTHER_SINKS[name], Stage.OTHER_SINK
+    if name in PRODUCTS:
+        return name, Stage.PRODUCT
+    for suffix, stage in SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], stage
+    known = list(SUFFIXES) + list(PRODUCTS) + list(_SPECIAL_BY_ABBREVIATION)
+    tail = "_" + name.rsplit("_", 1)[-1] if "_" in name else name
+    raise ValueError(
+        f"node {name!r} has an unknown stage suffix{did_you_mean(tail, known)}; expected "
+        f"<country>{'|'.join(SUFFIXES)}, a product ({', '.join(PRODUCTS)}) or a special node"
+    )
+
+
+def node_name(owner: str, stage: Stage) -> str:
+    """The published-flows name of the node ``owner`` has at ``stage``."""
+    if stage in (Stage.UNCERTAIN_SOURCE, Stage.OTHER_SINK):
+        return _SPECIAL_BY_ABBREVIATION.get(owner, owner)
+    if stage is Stage.PRODUCT:
+        return owner
+    suffix = next(s for s, st in SUFFIXES.items() if st is stage)
+    return owner + suffix
+
+
+@dataclass(frozen=True)
+class Network:
+    """A balanced material-flow network.
+
+    ``arcs`` has columns ``source``, ``target`` (node names) and ``tonnes`` (contained element);
+    ``nodes`` is indexed by node name with columns ``owner`` and ``stage``.
+    """
+
+    arcs: pd.DataFrame
+    nodes: pd.DataFrame
+    material: str = ""
+    year: int | None = None
+    origin: str = "<memory>"
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_arcs(
+        cls,
+        arcs: pd.DataFrame | list[tuple[str, str, float]],
+        material: str = "",
+        year: int | None = None,
+        origin: str = "<memory>",
+    ) -> "Network":
+        """Build and validate a network from ``(source, target, tonnes)`` rows."""
+        if not isinstance(arcs, pd.DataFrame):
+            arcs = pd.DataFrame(list(arcs), columns=["source", "target", "tonnes"])
+        arcs = arcs.reset_index(drop=True)
+        rows = [f"{origin}: row {i + 2}" for i in range(len(arcs))]  # +2: header and 1-based
+        _check_tonnage(arcs, rows)
+        arcs = arcs.assign(tonnes=pd.to_numeric(arcs["tonnes"]).astype(float))
+        names = pd.unique(pd.concat([arcs["source"], arcs["target"]], ignore_index=True))
+        parsed = {}
+        for i, (s, t) in enumerate(zip(arcs["source"], arcs["target"])):
+            for n in (s, t):
+                if n not in parsed:
+                    try:
+                        parsed[n] = parse_node(n)
+                    except ValueError as e:
+                        raise NetworkError(f"{rows[i]}: {e}") from None
+        nodes = pd.DataFrame(
+            {"owner": [parsed[n][0] for n in names],
+             "stage": np.array([parsed[n][1] for n in names], dtype=object)},
+            index=pd.Index(names, name="name"),
+        )
+        net = cls(arcs=arcs[["source", "target", "tonnes"]], nodes=nodes,
+                  material=material, year=year, origin=origin)
+        net._validate(rows)
+        return net
+
+    @classmethod
+    def read_csv(cls, path: str | Path, material: str = "", year: int | None = None) -> "Network":
+        """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise NetworkError(f"{path}: no such flows file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise NetworkError(f"{path}: cannot read: {e}") from None
+        try:
+            table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise NetworkError(f"{path}: not a CSV table: {str(e).splitlines()[0]}") from None
+        expected = ["Source", "Target", "Value"]
+        if list(table.columns[:3]) != expected:
+            raise NetworkError(
+                f"{path}: columns are {list(table.columns)}, expected {expected}"
+            )
+        arcs = table[expected].set_axis(["source", "target", "tonnes"], axis=1)
+        return cls.from_arcs(arcs, material=material, year=year, origin=str(path))
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write the published flows format (``Source,Target,Value``)."""
+        out = self.arcs.set_axis(["Source", "Target", "Value"], axis=1)
+        out.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.10g")
+
+    # -- derived views ---------------------------------------------------------------------
+
+    @property
+    def products(self) -> list[str]:
+        """Product sinks present in this network, in canonical order."""
+        present = set(self.nodes.index[self.nodes["stage"] == Stage.PRODUCT])
+        return [p for p in PRODUCTS if p in present]
+
+    @property
+    def owners(self) -> list[str]:
+        """Owners of country nodes (countries, regions, ``Other``), sorted."""
+        countryish = ~self.nodes["stage"].isin(
+            [Stage.PRODUCT, Stage.OTHER_SINK, Stage.UNCERTAIN_SOURCE]
+        )
+        return sorted(set(self.nodes.loc[countryish, "owner"]))
+
+    def node_flow(self) -> pd.DataFrame:
+        """Observed inflow and outflow per node (tonnes)."""
+        if "node_flow" not in self._cache:
+            inflow = self.arcs.groupby("target")["tonnes"].sum()
+            outflow = self.arcs.groupby("source")["tonnes"].sum()
+            flow = pd.DataFrame({"inflow": inflow, "outflow": outflow}).reindex(self.nodes.index)
+            self._cache["node_flow"] = flow.fillna(0.0)
+        return self._cache["node_flow"]
+
+    def product_supply(self, product: str) -> float:
+        """Total observed tonnes into a product sink."""
+        return float(self.arcs.loc[self.arcs["target"] == product, "tonnes"].sum())
+
+    def require_product(self, product: str) -> None:
+        if product not in self.products:
+            raise NetworkError(
+                f"{self.origin}: no product sink {product!r} in this {self.material or ''} network "
+                f"(it has {', '.join(self.products) or 'none'})"
+            )
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _validate(self, rows: list[str]) -> None:
+        arcs, stage = self.arcs, self.nodes["stage"]
+        dup = arcs.duplicated(["source", "target"], keep="first")
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise NetworkError(
+                f"{rows[i]}: duplicate arc {arcs.source[i]!r} -> {arcs.target[i]!r}"
+            )
+        for i, (s, t) in enumerate(zip(arcs["source"], arcs["target"])):
+            if s == t:
+                raise NetworkError(f"{rows[i]}: arc from {s!r} to itself")
+            if stage[s].is_sink:
+                raise NetworkError(f"{rows[i]}: {s!r} is a {stage[s].value} and cannot send flow")
+            if stage[t].is_source:
+                raise NetworkError(
+                    f"{rows[i]}: {t!r} is a {stage[t].value} and cannot receive flow"
+                )
+        if not self.products:
+            raise NetworkError(
+                f"{self.origin}: no product sink: no arc ends in any of {', '.join(PRODUCTS)}"
+            )
+        flow = self.node_flow()
+        interior = flow[stage.map(lambda s: s.is_interior)]
+        gap = (interior["inflow"] - interior["outflow"]).abs()
+        scale = interior[["inflow", "outflow"]].max(axis=1)
+        bad = gap > BALANCE_RTOL * scale.where(scale > 0, 1.0)
+        if bad.any():
+            n = bad.idxmax()
+            raise NetworkError(
+                f"{self.origin}: node {n!r} is unbalanced: inflow {flow.inflow[n]:.6g} t, "
+                f"outflow {flow.outflow[n]:.6g} t (relative tolerance {BALANCE_RTOL:g})"
+            )
+
+
+def _check_tonnage(arcs: pd.DataFrame, rows: list[str]) -> None:
+    values = pd.to_numeric(arcs["tonnes"], errors="coerce")
+    for i in np.flatnonzero(values.isna() | ~np.isfinite(values.fillna(0))):
+        raise NetworkError(f"{rows[i]}: tonnage {arcs['tonnes'][i]!r} is not a number")
+    for i in np.flatnonzero(values < 0):
+        raise NetworkError(
+            f"{rows[i]}: negative tonnage {values[i]:g} on {arcs.source[i]!r} -> {arcs.target[i]!r}"
+        )

@@ -1,0 +1,109 @@
+"""Labelled results: an xarray Dataset with units and case descriptions, tidy CSVs, and the
+printed table in the shape of the paper's Table 2. Files are written all together or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from .cases import CASES, Case
+from .chemistry import CHEMISTRIES, MATERIALS
+from .focal import STAGE_STEPS
+from .index import AGGREGATE, Indices
+
+VULNERABILITY_CSV = "vulnerability.csv"
+STAGES_CSV = "stage_contributions.csv"
+DATASET_NC = "results.nc"
+
+
+def to_dataset(indices: Indices, attrs: dict | None = None) -> xr.Dataset:
+    """Both tables in one Dataset with dims (focal, chemistry, material, case[, stage])."""
+    keys = ["focal", "chemistry", "material", "case"]
+    vi = indices.vulnerability.set_index(keys)["vi"].to_xarray()
+    data = {"vi": vi}
+    if not indices.stages.empty:
+        data["vi_cumulative"] = indices.stages.set_index(keys + ["stage"])[
+            "vi_cumulative"].to_xarray()
+    ds = xr.Dataset(data)
+    order = {
+        "focal": list(dict.fromkeys(indices.vulnerability["focal"])),
+        "chemistry": [c for c in CHEMISTRIES if c in set(ds.chemistry.values)],
+        "material": [m for m in [*MATERIALS, AGGREGATE] if m in set(ds.material.values)],
+        "case": [c.value for c in Case if c.value in set(ds.case.values)],
+    }
+    if "stage" in ds.dims:
+        order["stage"] = [s for s, _ in STAGE_STEPS]
+    ds = ds.reindex(order)
+    ds["vi"].attrs.update(
+        long_name="vulnerability index",
+        units="1",
+        description="Share of the chemistry's cathode output, by contained element, made with "
+        "material that the focal set mined, refined, made into cathode or traded. "
+        f"material={AGGREGATE!r}: maximum over the chemistry's materials (scarcest binds).",
+    )
+    if "vi_cumulative" in ds:
+        ds["vi_cumulative"].attrs.update(
+            long_name="cumulative vulnerability index by stage",
+            units="1",
+            description="VI with the focal set counted at the cathode stage only (cathode), "
+            "then at cathode and refining (refining), then at every stage (mining).",
+        )
+        ds["stage"].attrs["description"] = "cumulative from the cathode stage upstream"
+    for c in ds.case.values:
+        spec = CASES[Case(c)]
+        ds["case"].attrs[f"{c}"] = f"{spec.title}: {spec.description}"
+    ds["case"].attrs["description"] = "case of the index; each case's definition is an attr"
+    ds["material"].attrs["description"] = (
+        f"material of the network; {AGGREGATE!r} is the chemistry aggregate")
+    ds.attrs.update({k: (v if isinstance(v, (str, int, float)) else json.dumps(v))
+                     for k, v in (attrs or {}).items()})
+    ds.attrs.setdefault("units", "vi: fraction (0-1) of contained-element tonnes")
+    return ds
+
+
+def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path) -> Path:
+    """Write the CSVs and ``results.nc`` into ``out_dir``, replacing its files at once.
+
+    Everything is first written to a temporary folder beside ``out_dir``; only when every file
+    is complete are they moved in, so a failure leaves the old results untouched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        indices.vulnerability.to_csv(tmp / VULNERABILITY_CSV, index=False, float_format="%.10g")
+        if not indices.stages.empty:
+            indices.stages.to_csv(tmp / STAGES_CSV, index=False, float_format="%.10g")
+        ds.to_netcdf(tmp / DATASET_NC, engine="h5netcdf")
+        out_dir.mkdir(exist_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def table(vulnerability: pd.DataFrame) -> str:
+    """The paper's Table 2 shape: per focal set, pairs as rows, cases as columns, percent."""
+    df = vulnerability.copy()
+    df["pair"] = [c if m == AGGREGATE else f"{c}-{MATERIALS[m]}"
+                  for c, m in zip(df["chemistry"], df["material"])]
+    cases = [c.value for c in Case if c.value in set(df["case"])]
+    heads = {c: CASES[Case(c)].title.split(" (")[0] for c in cases}
+    out = []
+    for focal, block in df.groupby("focal", sort=False):
+        wide = block.pivot_table(index="pair", columns="case", values="vi", sort=False)
+        wide = wide[cases] * 100
+        width = max(6, *(len(p) for p in wide.index))
+        out.append(f"{focal}: vulnerability index, % of cathode output")
+        out.append(f"  {'pair':<{width}}" + "".join(f"{heads[c]:>15}" for c in cases))
+        for pair, row in wide.iterrows():
+            out.append(f"  {pair:<{width}}" + "".join(f"{row[c]:>15.1f}" for c in cases))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

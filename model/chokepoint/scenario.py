@@ -1,0 +1,194 @@
+"""Scenario files: YAML, validated with pydantic; every error names the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .cases import Case
+from .chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
+from .errors import ScenarioError, did_you_mean
+from .lp import DEFAULT_SOLVER
+
+
+class NetworkSpec(BaseModel):
+    """Where the flow networks come from."""
+
+    model_config = ConfigDict(extra="forbid")
+    flows: str | None = Field(
+        None,
+        description="Folder of `<material>_<year>.csv` files in the published flows format "
+        "(Source,Target,Value); relative to the scenario file.",
+    )
+    year: int = Field(2020, description="Year of the networks.", ge=1900, le=2100)
+
+
+class ScenarioSpec(BaseModel):
+    """A scenario: which networks, which focal sets, pairs and cases, which solver."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(
+        description="Scenario name; outputs go to results/<name>/ by default.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    )
+    description: str = Field("", description="Free text, copied into the results' attrs.")
+    network: NetworkSpec = Field(description="Where the networks come from.")
+    pairs: list[str] = Field(
+        list(DEFAULT_PAIRS), description="Chemistry-material pairs, e.g. LFP-lithium.",
+        min_length=1)
+    cases: list[str] = Field(
+        [c.value for c in Case], description="Cases to compute.", min_length=1)
+    focal: dict[str, Any] = Field(
+        description="Focal sets: label -> list of countries (or {countries, stages}).",
+        min_length=1)
+    solver: str = Field(DEFAULT_SOLVER, description="Pyomo solver name.")
+    stage_contributions: bool = Field(
+        True, description="Also compute the stage decomposition (stage_contributions.csv).")
+
+    @field_validator("focal")
+    @classmethod
+    def _labels_are_text(cls, v: dict) -> dict:
+        for label in v:
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"focal set label {label!r} must be non-empty text")
+        return v
+
+
+def _line_map(text: str) -> dict[tuple, int]:
+    """YAML path (tuple of keys / indices) -> 1-based line where its value starts."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path):
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                lines[path + (k.value,)] = k.start_mark.line + 1
+                walk(v, path + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _format_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+class Scenario:
+    """A validated scenario file, with the pairs and cases parsed and paths resolved."""
+
+    def __init__(self, spec: ScenarioSpec, path: Path | None, lines: dict[tuple, int]):
+        self.spec = spec
+        self.path = path
+        self._lines = lines
+        self.pairs: list[Pair] = [
+            parse_pair(p, self.where(("pairs", i))) for i, p in enumerate(spec.pairs)
+        ]
+        self.cases: list[Case] = [
+            Case.parse(c, self.where(("cases", i))) for i, c in enumerate(spec.cases)
+        ]
+        for what, items in (("pairs", self.pairs), ("cases", self.cases)):
+            seen = set()
+            for i, item in enumerate(items):
+                if item in seen:
+                    raise ScenarioError(f"{self.where((what, i))}: {item} is listed twice")
+                seen.add(item)
+        labels = [label.strip().lower() for label in spec.focal]
+        if len(set(labels)) != len(labels):
+            raise ScenarioError(f"{self.where(('focal',))}: two focal sets share a label")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def materials(self) -> list[str]:
+        return [m for m in MATERIALS if any(p.material == m for p in self.pairs)]
+
+    def where(self, loc: tuple) -> str:
+        """``file:line: key.path`` for error messages."""
+        line = None
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self._lines:
+                line = self._lines[loc[:n]]
+                break
+        file = str(self.path) if self.path else "<scenario>"
+        return f"{file}:{line}: {_format_path(loc)}" if line else f"{file}: {_format_path(loc)}"
+
+    def flows_dir(self) -> Path:
+        flows = self.spec.network.flows
+        if flows is None:
+            raise ScenarioError(
+                f"{self.where(('network',))}: network.flows is required: a folder of "
+                "<material>_<year>.csv flow files"
+            )
+        base = self.path.parent if self.path else Path.cwd()
+        folder = (base / flows).resolve()
+        if not folder.is_dir():
+            raise ScenarioError(
+                f"{self.where(('network', 'flows'))}: flows folder {str(folder)!r} does not exist"
+            )
+        return folder
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file (raises :class:`ScenarioError` with file:line: key)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: cannot read: {e}") from None
+    return parse_scenario(text, path)
+
+
+def parse_scenario(text: str, path: Path | None = None) -> Scenario:
+    file = str(path) if path else "<scenario>"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(f"{file}{at}: malformed YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{file}: a scenario is a YAML mapping (name:, network:, focal:, ...)")
+    lines = _line_map(text)
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError(_explain(e, file, lines)) from None
+    return Scenario(spec, path, lines)
+
+
+def _explain(error: ValidationError, file: str, lines: dict[tuple, int]) -> str:
+    """All pydantic errors in one line: ``file:line: key: message; ...``."""
+    parts = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+        where = f"{file}:{line}" if line else file
+        if err["type"] == "extra_forbidden":
+            model = ScenarioSpec if len(loc) == 1 else NetworkSpec
+            msg = (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), model.model_fields)}; "
+                   f"valid keys: {', '.join(model.model_fields)}")
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"]
+        parts.append(f"{where}: {_format_path(loc)}: {msg}")
+    return "; ".join(parts)

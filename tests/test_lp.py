@@ -1,0 +1,111 @@
+"""The LP on the tiny network, each case checked by hand (see conftest.TINY_ARCS)."""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+import pytest
+
+from chokepoint.cases import Case
+from chokepoint.errors import SolverError
+from chokepoint.focal import FocalSet
+from chokepoint.lp import FAMILIES, SYMBOLS, VulnerabilityLP, build_model
+
+P, O, A, B = Case.PROPORTIONAL, Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B
+
+
+def vi(net, keys, case, stages=("mining", "refining", "cathode"), solver="appsi_highs"):
+    nodes = FocalSet.of("f", keys, stages).nodes(net)
+    return VulnerabilityLP(net, solver).solve(nodes, "LFP", case) / net.product_supply("LFP")
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        # Australia's 60 t are 60% of China's refinery: proportional passes 60% everywhere,
+        # including to the 25 t of unknown origin entering Korea: (30 + 0.6*45) / 95.
+        (P, 57 / 95),
+        # Optimistic sends touched refined Li to Korea, where 30 t go to NBCP: (10 + 20) / 95.
+        (O, 30 / 95),
+        # Pessimistic A sends it to Japan first (50 t) and 10 t to Korea: 60 / 95.
+        (A, 60 / 95),
+        # Pessimistic B adds the 25 t of TFCR (cap min(25, P_F = 60)): (50 + 35) / 95.
+        (B, 85 / 95),
+    ],
+)
+def test_miner_focal(tiny, case, expected):
+    assert vi(tiny, ["AUS"], case) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("case, expected", [(P, 1.0), (O, 70 / 95), (A, 1.0), (B, 1.0)])
+def test_refiner_focal(tiny, case, expected):
+    assert vi(tiny, ["CHN"], case) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("case", list(Case))
+def test_cathode_maker_focal_counts_its_own_output(tiny, case):
+    assert vi(tiny, ["KOR"], case) == pytest.approx(45 / 95, abs=1e-9)
+
+
+def test_stage_restriction(tiny):
+    # China only mines in no network here; counted at mining only it touches nothing.
+    assert vi(tiny, ["CHN"], P, stages=("mining",)) == 0.0
+    assert vi(tiny, ["CHN"], O, stages=("refining",)) == pytest.approx(70 / 95)
+
+
+def test_pessimistic_b_cap_binds(tiny):
+    # Korea counted at cathode only, into LFP: P_F = 45 t; the TFCR arc into Korea is
+    # irrelevant (Korea's output is all touched anyway) and Japan has no unknown inflow.
+    lp = VulnerabilityLP(tiny)
+    nodes = FocalSet.of("k", ["KOR"], ["cathode"]).nodes(tiny)
+    lp.solve(nodes, "LFP", B)
+    assert lp.release_cap() == pytest.approx(45.0)
+
+
+def test_resolving_in_any_order_gives_the_same_answers(tiny):
+    """The persistent model must not remember an earlier focal set, product or case."""
+    lp = VulnerabilityLP(tiny)
+    sets = {k: FocalSet.of(k, [k]).nodes(tiny) for k in ["AUS", "CHN", "KOR", "CHL"]}
+    fresh = {(k, c): VulnerabilityLP(tiny).solve(n, "LFP", c) for k, n in sets.items()
+             for c in Case}
+    for c in [B, P, A, O, P, B, O]:
+        for k in ["KOR", "AUS", "CHL", "CHN", "AUS"]:
+            assert lp.solve(sets[k], "LFP", c) == pytest.approx(fresh[k, c], abs=1e-9)
+
+
+def test_every_family_documents_its_equation():
+    for fam in FAMILIES.values():
+        assert "\\" in fam.equation or "=" in fam.equation, fam.name
+        assert fam.title and fam.cases and fam.description
+    for sym in SYMBOLS.values():
+        assert sym.title and sym.description and sym.unit
+
+
+def test_model_components_carry_their_docs(tiny):
+    m = build_model(tiny)
+    assert m.touched.doc == SYMBOLS["touched"].title
+    assert m.focal_origin.doc.startswith("Focal origin: x_a")
+
+
+def test_unknown_solver_suggests(tiny):
+    with pytest.raises(SolverError, match=r"unknown solver 'glkp' \(did you mean 'glpk'\?\)"):
+        VulnerabilityLP(tiny, "glkp")
+
+
+def test_generic_solver_path_agrees(tiny):
+    """Any Pyomo LP solver can be named; HiGHS through the non-persistent path must agree."""
+    if not pyo.SolverFactory("appsi_highs").available(exception_flag=False):
+        pytest.skip("HiGHS is not available")
+    for case in Case:
+        assert vi(tiny, ["AUS"], case, solver="appsi_highs") == pytest.approx(
+            vi(tiny, ["AUS"], case, solver="highs"), abs=1e-9)
+
+
+def test_non_optimal_status_is_reported(tiny):
+    """A user constraint that makes the LP infeasible surfaces the solver's status."""
+    lp = VulnerabilityLP(tiny)
+    m = lp.model
+    m.impossible = pyo.Constraint(expr=m.touched["Japan_cath_poss", "LFP"] >= 1e6)
+    lp._solver.add_constraints([m.impossible])
+    nodes = FocalSet.of("c", ["CHN"]).nodes(tiny)
+    with pytest.raises(SolverError, match=r"solver 'appsi_highs' returned status infeasible"):
+        lp.solve(nodes, "LFP", A)

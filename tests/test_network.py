@@ -1,0 +1,149 @@
+"""The network model: node names, the published flows format, validation on load."""
+
+from __future__ import annotations
+
+import pytest
+
+from chokepoint.errors import NetworkError
+from chokepoint.network import Network, Stage, node_name, parse_node
+
+from conftest import FLOWS, TINY_ARCS, needs_shared
+
+
+@pytest.mark.parametrize(
+    "name, owner, stage",
+    [
+        ("China_mine", "China", Stage.MINE),
+        ("China_ref_poss", "China", Stage.REFINING_POOL),
+        ("China_ref", "China", Stage.REFINING),
+        ("Korea, Republic of_cath_poss", "Korea, Republic of", Stage.CATHODE_POOL),
+        ("NCM", "NCM", Stage.PRODUCT),
+        ("Unknown Raw Material Source_mine", "URMS", Stage.UNCERTAIN_SOURCE),
+        ("MRMT", "MRMT", Stage.UNCERTAIN_SOURCE),
+        ("Non-Battery Cathode Products", "NBCP", Stage.OTHER_SINK),
+    ],
+)
+def test_parse_node(name, owner, stage):
+    assert parse_node(name) == (owner, stage)
+
+
+def test_node_name_round_trips():
+    for name in ["China_mine", "Chile_ref_poss", "LFP", "Missing Refined Material Trade"]:
+        assert node_name(*parse_node(name)) == name
+
+
+def test_unknown_suffix_names_node_and_suggests():
+    with pytest.raises(ValueError, match=r"'China_refinery'.*unknown stage suffix"):
+        parse_node("China_refinery")
+
+
+def _write(tmp_path, text, bom=False):
+    p = tmp_path / "lithium_2020.csv"
+    p.write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8"))
+    return p
+
+
+def _csv(arcs):
+    lines = ["Source,Target,Value"] + [f'"{s}","{t}",{v}' for s, t, v in arcs]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_reads_published_format_with_or_without_bom(tmp_path, bom):
+    net = Network.read_csv(_write(tmp_path, _csv(TINY_ARCS), bom=bom))
+    assert len(net.arcs) == len(TINY_ARCS)
+    assert net.products == ["LFP"]
+    assert net.product_supply("LFP") == pytest.approx(95.0)
+
+
+def test_write_then_read_is_identical(tmp_path, tiny):
+    tiny.to_csv(tmp_path / "x.csv")
+    again = Network.read_csv(tmp_path / "x.csv")
+    assert again.arcs.equals(tiny.arcs)
+
+
+def _bad(tmp_path, arcs):
+    return lambda: Network.read_csv(_write(tmp_path, _csv(arcs)))
+
+
+def test_negative_tonnage_names_row(tmp_path):
+    arcs = list(TINY_ARCS)
+    arcs[2] = ("China_ref_poss", "China_ref", -100.0)
+    with pytest.raises(NetworkError, match=r"row 4: negative tonnage -100"):
+        _bad(tmp_path, arcs)()
+
+
+def test_non_numeric_tonnage_names_row(tmp_path):
+    arcs = list(TINY_ARCS)
+    arcs[0] = ("Australia_mine", "China_ref_poss", "sixty")
+    with pytest.raises(NetworkError, match=r"row 2: tonnage 'sixty' is not a number"):
+        _bad(tmp_path, arcs)()
+
+
+def test_duplicate_arc_names_row(tmp_path):
+    with pytest.raises(NetworkError, match=r"row 11: duplicate arc 'Australia_mine'"):
+        _bad(tmp_path, TINY_ARCS + [TINY_ARCS[0]])()
+
+
+def test_unknown_stage_suffix_names_row(tmp_path):
+    arcs = TINY_ARCS + [("China_refinery", "LFP", 1.0)]
+    with pytest.raises(NetworkError, match=r"row 11: node 'China_refinery' has an unknown"):
+        _bad(tmp_path, arcs)()
+
+
+def test_unbalanced_node_is_named(tmp_path):
+    arcs = list(TINY_ARCS)
+    arcs[3] = ("China_ref", "Japan_cath_poss", 50.01)  # China_ref: in 100, out 100.01
+    with pytest.raises(NetworkError, match=r"node 'China_ref' is unbalanced"):
+        _bad(tmp_path, arcs)()
+
+
+def test_tiny_imbalance_within_tolerance_is_accepted(tmp_path):
+    arcs = list(TINY_ARCS)
+    arcs[3] = ("China_ref", "Japan_cath_poss", 50.00001)  # 1e-7 relative
+    arcs[6] = ("Japan_cath_poss", "LFP", 50.00001)
+    assert Network.read_csv(_write(tmp_path, _csv(arcs))).product_supply("LFP") > 95
+
+
+def test_missing_product_sink(tmp_path):
+    arcs = [("Chile_mine", "Chile_ref_poss", 1.0), ("Chile_ref_poss", "Raw Materials not "
+            "accounted for in refining production", 1.0)]
+    with pytest.raises(NetworkError, match="no product sink"):
+        _bad(tmp_path, arcs)()
+
+
+def test_requested_product_missing(tiny):
+    with pytest.raises(NetworkError, match=r"no product sink 'NCM'.*has LFP"):
+        tiny.require_product("NCM")
+
+
+def test_wrong_columns(tmp_path):
+    with pytest.raises(NetworkError, match=r"columns are \['From', 'To', 'Tonnes'\]"):
+        Network.read_csv(_write(tmp_path, "From,To,Tonnes\nA_mine,LFP,1\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(NetworkError, match="no such flows file"):
+        Network.read_csv(tmp_path / "nope.csv")
+
+
+def test_sink_with_outflow_is_rejected():
+    with pytest.raises(NetworkError, match="'LFP' is a product and cannot send flow"):
+        Network.from_arcs(TINY_ARCS + [("LFP", "Japan_cath_poss", 1.0)])
+
+
+@needs_shared
+@pytest.mark.parametrize("material", ["lithium", "cobalt", "nickel", "manganese"])
+def test_published_networks_load_and_balance(material):
+    net = Network.read_csv(FLOWS / f"{material}_2020.csv", material=material)
+    flow = net.node_flow()
+    interior = net.nodes["stage"].map(lambda s: s.is_interior)
+    assert (flow[interior]["inflow"] - flow[interior]["outflow"]).abs().max() < 1e-3
+    assert net.products
+
+
+@needs_shared
+def test_published_phosphorus_network_is_unbalanced():
+    # Its cathode pools send P to LFP but receive nothing: refined trade was never linked.
+    with pytest.raises(NetworkError, match=r"'China_cath_poss' is unbalanced: inflow 0 t"):
+        Network.read_csv(FLOWS / "phosphorus_2020.csv", material="phosphorus")
