@@ -109,3 +109,43 @@ def test_non_optimal_status_is_reported(tiny):
     nodes = FocalSet.of("c", ["CHN"]).nodes(tiny)
     with pytest.raises(SolverError, match=r"solver 'appsi_highs' returned status infeasible"):
         lp.solve(nodes, "LFP", A)
+
+
+def test_every_model_component_is_documented(tiny):
+    m = build_model(tiny)
+    for c in m.component_objects((pyo.Set, pyo.Param, pyo.Var), descend_into=False):
+        assert c.local_name in SYMBOLS, f"{c.local_name} is not declared in lp.SYMBOLS"
+    for c in m.component_objects(pyo.Constraint, descend_into=False):
+        assert c.local_name in FAMILIES, f"{c.local_name} is not a registered family"
+
+
+def test_readme_math_is_generated_from_the_model():
+    from pathlib import Path
+
+    from chokepoint.docs import math_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert math_markdown() in readme, "README is stale: paste the output of `chokepoint math`"
+
+
+def test_user_family_is_built_and_switched(tiny):
+    from chokepoint.lp import constraint_family
+
+    @constraint_family("Nothing touched reaches NBCP", cases={A})
+    def no_touched_nbcp(m):
+        r"""x_a \le 0 \quad \forall a \in \mathrm{in}(\mathrm{NBCP})
+        Test rule."""
+        arcs = [a for a in m.arcs if a[1] == "Non-Battery Cathode Products"]
+        return pyo.Constraint(arcs, rule=lambda m, s, t: m.touched[s, t] <= 0)
+
+    try:
+        lp = VulnerabilityLP(tiny)
+        nodes = FocalSet.of("c", ["CHN"]).nodes(tiny)
+        # China's 100 t are all touched; with nothing touched allowed into NBCP, Korea's 30 t of
+        # NBCP must come from its 25 t of TFCR: infeasible in A, untouched in the other cases.
+        with pytest.raises(SolverError, match="infeasible"):
+            lp.solve(nodes, "LFP", A)
+        assert lp.solve(nodes, "LFP", O) == pytest.approx(70.0)
+    finally:
+        from chokepoint.lp import FAMILIES as registry
+        registry.pop("no_touched_nbcp", None)

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a scenario and its networks without solving")
     v.add_argument("scenario", help="scenario YAML file")
 
+    sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the README)")
+
     b = sub.add_parser("bench", help="time a scenario's grid: model build and per-LP solves")
     b.add_argument("scenario", help="scenario YAML file (e.g. scenarios/paper_2020.yaml)")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
@@ -64,9 +66,16 @@ def _bench(args) -> int:
     return 0
 
 
+def _math(args) -> int:
+    from .docs import math_markdown
+
+    print(math_markdown(), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "validate": _validate, "bench": _bench}
+    commands = {"run": _run, "validate": _validate, "bench": _bench, "math": _math}
     try:
         return commands[args.command](args)
     except ChokepointError as e:

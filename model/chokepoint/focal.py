@@ -42,9 +42,10 @@ class FocalSet:
     members: tuple[tuple[str, frozenset[str]], ...]
 
     @classmethod
-    def of(cls, label: str, keys: Iterable[str], stages: Iterable[str] = ALL_STAGES):
+    def of(cls, label: str, members: Iterable[str], stages: Iterable[str] = ALL_STAGES):
+        """A focal set of names or keys (ISO3, owner names), all counted at ``stages``."""
         st = frozenset(stages)
-        return cls(label, tuple(sorted((k, st) for k in set(keys))))
+        return cls(label, tuple(sorted((k, st) for k in {countries.key(m) for m in members})))
 
     def restricted(self, stages: Iterable[str]) -> "FocalSet":
         """The same members counted only at the given stages (intersected with their own)."""

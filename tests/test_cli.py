@@ -1,0 +1,169 @@
+"""The CLI on good and bad input: one-line errors, non-zero exit, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from chokepoint.cli import main
+from chokepoint.network import Network
+
+from conftest import TINY_ARCS, TINY_SCENARIO, write_scenario
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "chokepoint.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_run_writes_labelled_results(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    out = tmp_path / "out"
+    r = run_cli("run", scen, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "Australia: vulnerability index" in r.stdout
+    assert "LFP-Li" in r.stdout and "60.0" in r.stdout  # pessimistic A, 60/95... rounded below
+    vul = pd.read_csv(out / "vulnerability.csv")
+    assert list(vul.columns) == ["focal", "chemistry", "material", "case", "vi"]
+    assert vul["vi"].between(0, 1).all()
+    stages = pd.read_csv(out / "stage_contributions.csv")
+    assert list(stages.columns) == ["focal", "chemistry", "material", "case", "stage",
+                                    "vi_cumulative"]
+    assert set(stages["stage"]) == {"mining", "refining", "cathode"}
+    ds = xr.open_dataset(out / "results.nc", engine="h5netcdf")
+    assert ds.vi.attrs["units"] == "1"
+    assert "Pessimistic B" in ds.case.attrs["pessimistic_b"]
+    assert float(ds.vi.sel(focal="Australia", chemistry="LFP", material="lithium",
+                           case="optimistic")) == pytest.approx(30 / 95)
+    assert ds.attrs["scenario"] == "tiny"
+
+
+def test_default_output_is_results_name(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    r = run_cli("run", scen, "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "results" / "tiny" / "vulnerability.csv").is_file()
+
+
+def _expect_error(tmp_path, body, pattern, arcs=None, out_name="out"):
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    if arcs is not None:
+        pd.DataFrame(arcs, columns=["Source", "Target", "Value"]).to_csv(
+            flows / "lithium_2020.csv", index=False)
+    else:
+        Network.from_arcs(TINY_ARCS).to_csv(flows / "lithium_2020.csv")
+    scen = write_scenario(tmp_path, body)
+    out = tmp_path / out_name
+    r = run_cli("run", scen, "--out", out)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("chokepoint: error: ")
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()
+    assert not any(p.name.startswith(f".{out_name}") for p in tmp_path.iterdir())
+    return lines[0]
+
+
+def test_misspelt_country(tmp_path):
+    body = TINY_SCENARIO.replace("China: [China]", "China: [Chna]")
+    _expect_error(tmp_path, body, r"scenario.yaml:\d+: focal.China.*\[0\]: unknown country "
+                                  r"'Chna' \(did you mean 'China'\?\)")
+
+
+def test_unknown_country(tmp_path):
+    body = TINY_SCENARIO.replace("China: [China]", "China: [Atlantis]")
+    _expect_error(tmp_path, body, r"unknown country 'Atlantis'")
+
+
+def test_malformed_yaml(tmp_path):
+    _expect_error(tmp_path, "name: x\nfocal: [China\n", r"scenario.yaml:\d+: malformed YAML")
+
+
+def test_unknown_top_level_key_suggests(tmp_path):
+    body = TINY_SCENARIO.replace("pairs:", "pair:")
+    _expect_error(tmp_path, body, r"scenario.yaml:5: pair: unknown key 'pair' "
+                                  r"\(did you mean 'pairs'\?\)")
+
+
+def test_unknown_case(tmp_path):
+    body = TINY_SCENARIO + "cases: [proportional, pesimistic_a]\n"
+    _expect_error(tmp_path, body, r"cases\[1\]: unknown case 'pesimistic_a' "
+                                  r"\(did you mean 'pessimistic_a'\?\)")
+
+
+def test_unknown_pair(tmp_path):
+    body = TINY_SCENARIO.replace("[LFP-lithium]", "[LFP-lithum]")
+    _expect_error(tmp_path, body, r"pairs\[0\].*unknown material 'lithum' "
+                                  r"\(did you mean 'lithium'\?\)")
+
+
+def test_pair_of_absent_material(tmp_path):
+    body = TINY_SCENARIO.replace("[LFP-lithium]", "[LFP-cobalt]")
+    _expect_error(tmp_path, body, r"LFP contains no cobalt")
+
+
+def test_negative_tonnage(tmp_path):
+    arcs = [list(a) for a in TINY_ARCS]
+    arcs[0][2] = -60.0
+    _expect_error(tmp_path, TINY_SCENARIO, r"lithium_2020.csv: row 2: negative tonnage",
+                  arcs=arcs)
+
+
+def test_unbalanced_node(tmp_path):
+    arcs = [list(a) for a in TINY_ARCS]
+    arcs[2][2] = 90.0
+    _expect_error(tmp_path, TINY_SCENARIO, r"node 'China_ref_poss' is unbalanced", arcs=arcs)
+
+
+def test_missing_flows_directory(tmp_path):
+    body = TINY_SCENARIO.replace("flows: flows", "flows: nowhere")
+    _expect_error(tmp_path, body, r"network.flows: flows folder .*nowhere.* does not exist")
+
+
+def test_missing_material_file(tmp_path):
+    body = TINY_SCENARIO.replace("[LFP-lithium]", "[NCM-cobalt]")
+    _expect_error(tmp_path, body, r"cobalt_2020.csv: no cobalt network for 2020")
+
+
+def test_unavailable_solver(tmp_path):
+    _expect_error(tmp_path, TINY_SCENARIO + "solver: glkp\n",
+                  r"unknown solver 'glkp' \(did you mean 'glpk'\?\)")
+
+
+def test_missing_scenario_file(tmp_path):
+    r = run_cli("run", tmp_path / "none.yaml")
+    assert r.returncode == 1 and "no such scenario file" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_failed_run_keeps_previous_results(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    out = tmp_path / "out"
+    assert main(["run", str(scen), "--out", str(out), "--quiet"]) == 0
+    before = (out / "vulnerability.csv").read_text()
+    bad = write_scenario(tmp_path, TINY_SCENARIO.replace("[China]", "[Chna]"), "bad.yaml")
+    assert main(["run", str(bad), "--out", str(out), "--quiet"]) == 1
+    assert (out / "vulnerability.csv").read_text() == before
+
+
+def test_validate_does_not_solve_or_write(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    r = run_cli("validate", scen, cwd=tmp_path)
+    assert r.returncode == 0 and "ok: 2 focal sets" in r.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_bench_reports_build_and_solve(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    r = run_cli("bench", scen, "--repeat", "1")
+    assert r.returncode == 0, r.stderr
+    assert "model build per network: lithium" in r.stdout
+    assert "solve per LP: median" in r.stdout
