@@ -167,3 +167,61 @@ def test_bench_reports_build_and_solve(tmp_path, tiny_flows):
     assert r.returncode == 0, r.stderr
     assert "model build per network: lithium" in r.stdout
     assert "solve per LP: median" in r.stdout
+
+
+def test_paper_scenario_builds_from_shipped_data(tmp_path):
+    """The README's main command: no flows folder, networks built from data/."""
+    from conftest import ROOT
+
+    r = run_cli("run", ROOT / "scenarios" / "paper_2020.yaml", "--out", tmp_path / "paper")
+    assert r.returncode == 0, r.stderr
+    vul = pd.read_csv(tmp_path / "paper" / "vulnerability.csv")
+    assert set(vul["focal"]) >= {"China", "Russia", "DR Congo", "South Africa"}
+    assert len(vul[vul.material != "all"]) == 10 * 5 * 4
+    ds = xr.open_dataset(tmp_path / "paper" / "results.nc", engine="h5netcdf")
+    assert ds.attrs["profile"] == "paper"
+
+
+def test_network_export_both_formats(tmp_path):
+    out = tmp_path / "li.csv"
+    r = run_cli("network", "--material", "lithium", "--year", "2020", "--format", "cheng-csv",
+                "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().splitlines()[0] == "Source,Target,Value"
+    again = Network.read_csv(out)
+    assert again.product_supply("LFP") == pytest.approx(3916.0)
+    r = run_cli("network", "--material", "lithium", "--format", "csv", "--out", out)
+    assert out.read_text().splitlines()[0] == "source,target,tonnes,provenance"
+    r = run_cli("network", "--material", "lithium", "--format", "xlsx", "--out", out)
+    assert r.returncode == 1 and "choose from cheng-csv, csv" in r.stderr
+
+
+def test_data_check_reports_and_passes():
+    r = run_cli("data", "check", "--year", "2020")
+    assert r.returncode == 0, r.stderr
+    for word in ("lithium", "phosphorus", "URMS", "TFCR", "raw trade by HS code",
+                 "largest residual", "all nodes balance"):
+        assert word in r.stdout
+    r = run_cli("data", "check", "--year", "2018")
+    assert r.returncode == 1 and "no production inputs for 2018" in r.stderr
+
+
+def test_unknown_profile_in_scenario(tmp_path):
+    body = TINY_SCENARIO.replace("  flows: flows\n", "  profile: papr\n")
+    _expect_error(tmp_path, body, r"network.profile: unknown profile 'papr' "
+                                  r"\(did you mean 'paper'\?\)")
+
+
+def test_close_imbalances_reads_an_unbalanced_network(tmp_path):
+    arcs = [list(a) for a in TINY_ARCS] + [["Canada_cath_poss", "LFP", 5.0]]
+    body = TINY_SCENARIO.replace("  year: 2020\n", "  year: 2020\n  close_imbalances: true\n")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    pd.DataFrame(arcs, columns=["Source", "Target", "Value"]).to_csv(
+        flows / "lithium_2020.csv", index=False)
+    scen = write_scenario(tmp_path, body)
+    r = run_cli("run", scen, "--out", tmp_path / "out", "--quiet")
+    assert r.returncode == 0, r.stderr
+    vul = pd.read_csv(tmp_path / "out" / "vulnerability.csv")
+    korea = vul[(vul.focal == "China") & (vul.case == "optimistic")]["vi"].item()
+    assert korea == pytest.approx(70 / 100)  # Canada's 5 t come from MRMT, untouched

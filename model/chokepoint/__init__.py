@@ -4,7 +4,7 @@ The vulnerability index of Cheng, Fuchs, Karplus & Michalek (Nature Communicatio
 2024) as an explicit Pyomo LP. Pipeline: statistics -> network -> LP -> index -> results.
 """
 
-from .api import RunResult, load_network, load_networks, run, vulnerability
+from .api import RunResult, build_networks, load_network, load_networks, run, vulnerability
 from .cases import Case
 from .chemistry import Pair
 from .errors import ChokepointError
@@ -13,6 +13,6 @@ from .network import Network, Stage
 
 __all__ = [
     "Case", "ChokepointError", "FocalSet", "Network", "Pair", "RunResult", "Stage",
-    "load_network", "load_networks", "run", "vulnerability",
+    "build_networks", "load_network", "load_networks", "run", "vulnerability",
 ]
 __version__ = "0.1.0"

@@ -19,11 +19,12 @@ from .network import Network
 from .results import table, to_dataset, write
 from .scenario import Scenario, load_scenario
 
-__all__ = ["load_network", "load_networks", "vulnerability", "run", "RunResult"]
+__all__ = ["build_networks", "load_network", "load_networks", "vulnerability", "run",
+           "RunResult"]
 
 
 def load_network(path: str | Path, material: str | None = None,
-                 year: int | None = None) -> Network:
+                 year: int | None = None, close_imbalances: bool = False) -> Network:
     """Read a network in the published flows format; material and year default to the file
     name's ``<material>_<year>.csv``."""
     path = Path(path)
@@ -31,10 +32,22 @@ def load_network(path: str | Path, material: str | None = None,
     if match:
         material = material or match.group(1)
         year = year or int(match.group(2))
-    return Network.read_csv(path, material=material or path.stem, year=year)
+    return Network.read_csv(path, material=material or path.stem, year=year,
+                            close_imbalances=close_imbalances)
 
 
-def load_networks(folder: str | Path, materials: Iterable[str], year: int) -> dict[str, Network]:
+def build_networks(materials: Iterable[str], year: int = 2020, profile: str = "paper",
+                   data: str | Path | None = None) -> dict[str, Network]:
+    """Networks built from the statistics under ``data/`` (the material-flow step)."""
+    from .inputs import Inputs
+    from .mfa import build_network
+
+    inputs = Inputs.load(year, data)
+    return {m: build_network(m, inputs, profile) for m in materials}
+
+
+def load_networks(folder: str | Path, materials: Iterable[str], year: int,
+                  close_imbalances: bool = False) -> dict[str, Network]:
     """``<material>_<year>.csv`` from a folder, for each material."""
     folder = Path(folder)
     out = {}
@@ -44,7 +57,7 @@ def load_networks(folder: str | Path, materials: Iterable[str], year: int) -> di
             have = sorted(p.name for p in folder.glob("*.csv"))
             raise NetworkError(f"{path}: no {m} network for {year} in {folder} "
                                f"(found: {', '.join(have) or 'no CSV files'})")
-        out[m] = load_network(path, m, year)
+        out[m] = load_network(path, m, year, close_imbalances)
     return out
 
 
@@ -96,7 +109,12 @@ def prepare(scenario: Scenario | str | Path):
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     spec = scenario.spec
-    networks = load_networks(scenario.flows_dir(), scenario.materials, spec.network.year)
+    folder = scenario.flows_dir()
+    if folder is None:
+        networks = build_networks(scenario.materials, spec.network.year, spec.network.profile)
+    else:
+        networks = load_networks(folder, scenario.materials, spec.network.year,
+                                 spec.network.close_imbalances)
     focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)))
     return scenario, networks, focal_sets
 
@@ -119,6 +137,7 @@ def run(
         "solver": spec.solver,
         "year": spec.network.year,
         "networks": {m: n.origin for m, n in networks.items()},
+        "profile": spec.network.profile if spec.network.flows is None else "flows",
         "focal_sets": {fs.label: fs.describe() for fs in focal_sets},
         "pairs": [str(p) for p in scenario.pairs],
         "materials_in_aggregate": {

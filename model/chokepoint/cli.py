@@ -29,6 +29,25 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a scenario and its networks without solving")
     v.add_argument("scenario", help="scenario YAML file")
 
+    d = sub.add_parser("data", help="import Trade Map downloads; check the statistics")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imp = dsub.add_parser("import-trademap", help="compile a folder of Trade Map downloads "
+                          "into the tidy trade table")
+    imp.add_argument("folder", help="folder with one sub-folder per HS code")
+    imp.add_argument("--out", metavar="FILE", help="default: data/trade_2017_2021.csv.gz")
+    chk = dsub.add_parser("check", help="coverage, trade, uncertain sources and balance per "
+                          "material; fails on any imbalance")
+    chk.add_argument("--year", type=int, default=2020)
+    chk.add_argument("--profile", default="paper", help="paper (default) or complete")
+
+    n = sub.add_parser("network", help="build a material's network from data/ and export it")
+    n.add_argument("--material", required=True)
+    n.add_argument("--year", type=int, default=2020)
+    n.add_argument("--profile", default="paper", help="paper (default) or complete")
+    n.add_argument("--format", default="cheng-csv", dest="fmt",
+                   help="cheng-csv (Source,Target,Value) or csv (with provenance)")
+    n.add_argument("--out", required=True, metavar="FILE")
+
     sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the README)")
 
     b = sub.add_parser("bench", help="time a scenario's grid: model build and per-LP solves")
@@ -66,6 +85,40 @@ def _bench(args) -> int:
     return 0
 
 
+def _data(args) -> int:
+    from .inputs import TRADE_TABLE, Inputs, data_dir
+    from .trademap import check_coverage, import_trademap, write_table
+
+    if args.data_command == "check":
+        from .datacheck import data_check
+
+        text, ok = data_check(args.year, args.profile)
+        print(text, end="")
+        return 0 if ok else EXIT_ERROR
+    inputs = Inputs.load(2020)
+    result = import_trademap(args.folder, inputs.preferred_names)
+    check_coverage(result, inputs.all_codes(), inputs.importers())
+    out = args.out or data_dir() / TRADE_TABLE
+    write_table(result.table, out)
+    print(result.summary())
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _network(args) -> int:
+    from .inputs import Inputs
+    from .mfa import build_network
+    from .network import FORMATS
+
+    from .errors import ChokepointError as _E
+    if args.fmt not in FORMATS:
+        raise _E(f"--format {args.fmt!r}: choose from {', '.join(FORMATS)}")
+    net = build_network(args.material, Inputs.load(args.year), args.profile)
+    net.to_csv(args.out, args.fmt)
+    print(f"wrote {args.out} ({len(net.arcs)} arcs)", file=sys.stderr)
+    return 0
+
+
 def _math(args) -> int:
     from .docs import math_markdown
 
@@ -75,7 +128,8 @@ def _math(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "validate": _validate, "bench": _bench, "math": _math}
+    commands = {"run": _run, "validate": _validate, "bench": _bench, "math": _math,
+                "data": _data, "network": _network}
     try:
         return commands[args.command](args)
     except ChokepointError as e:

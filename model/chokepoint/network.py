@@ -18,6 +18,9 @@ import pandas as pd
 
 from .errors import NetworkError, did_you_mean
 
+#: File formats a network can be written in.
+FORMATS = ("cheng-csv", "csv")
+
 #: Relative tolerance for the balance of an interior node (inflow vs outflow).
 BALANCE_RTOL = 1e-6
 
@@ -140,8 +143,14 @@ class Network:
         material: str = "",
         year: int | None = None,
         origin: str = "<memory>",
+        close_imbalances: bool = False,
     ) -> "Network":
-        """Build and validate a network from ``(source, target, tonnes)`` rows."""
+        """Build and validate a network from ``(source, target, tonnes)`` rows.
+
+        ``close_imbalances`` balances every interior node by the material-flow step's own rules
+        before validation (a shortfall is fed by the stage's uncertain source, a surplus leaves
+        to the stage's other sink), for networks published unbalanced.
+        """
         if not isinstance(arcs, pd.DataFrame):
             arcs = pd.DataFrame(list(arcs), columns=["source", "target", "tonnes"])
         arcs = arcs.reset_index(drop=True)
@@ -162,13 +171,18 @@ class Network:
              "stage": np.array([parsed[n][1] for n in names], dtype=object)},
             index=pd.Index(names, name="name"),
         )
-        net = cls(arcs=arcs[["source", "target", "tonnes"]], nodes=nodes,
+        if close_imbalances:
+            arcs = _closed(arcs, {n: parsed[n][1] for n in names})
+            return cls.from_arcs(arcs, material, year, origin)
+        keep = ["source", "target", "tonnes"] + (["provenance"] if "provenance" in arcs else [])
+        net = cls(arcs=arcs[keep], nodes=nodes,
                   material=material, year=year, origin=origin)
         net._validate(rows)
         return net
 
     @classmethod
-    def read_csv(cls, path: str | Path, material: str = "", year: int | None = None) -> "Network":
+    def read_csv(cls, path: str | Path, material: str = "", year: int | None = None,
+                 close_imbalances: bool = False) -> "Network":
         """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
         path = Path(path)
         try:
@@ -187,11 +201,20 @@ class Network:
                 f"{path}: columns are {list(table.columns)}, expected {expected}"
             )
         arcs = table[expected].set_axis(["source", "target", "tonnes"], axis=1)
-        return cls.from_arcs(arcs, material=material, year=year, origin=str(path))
+        return cls.from_arcs(arcs, material=material, year=year, origin=str(path),
+                             close_imbalances=close_imbalances)
 
-    def to_csv(self, path: str | Path) -> None:
-        """Write the published flows format (``Source,Target,Value``)."""
-        out = self.arcs.set_axis(["Source", "Target", "Value"], axis=1)
+    def to_csv(self, path: str | Path, fmt: str = "cheng-csv") -> None:
+        """Write the published flows format (``cheng-csv``: ``Source,Target,Value``) or the
+        project's own (``csv``: ``source,target,tonnes,provenance``)."""
+        if fmt == "cheng-csv":
+            out = self.arcs[["source", "target", "tonnes"]].set_axis(
+                ["Source", "Target", "Value"], axis=1)
+        elif fmt == "csv":
+            out = self.arcs if "provenance" in self.arcs else self.arcs.assign(provenance="")
+        else:
+            raise NetworkError(f"unknown network format {fmt!r}{did_you_mean(fmt, FORMATS)}; "
+                               f"choose from {', '.join(FORMATS)}")
         out.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, float_format="%.10g")
 
     # -- derived views ---------------------------------------------------------------------
@@ -274,3 +297,38 @@ def _check_tonnage(arcs: pd.DataFrame, rows: list[str]) -> None:
         raise NetworkError(
             f"{rows[i]}: negative tonnage {values[i]:g} on {arcs.source[i]!r} -> {arcs.target[i]!r}"
         )
+
+
+#: How the material-flow step closes a node of each stage: (source of a shortfall, sink of a
+#: surplus), as abbreviations.
+CLOSING = {
+    Stage.REFINING_POOL: ("URMS", "NTRM"),
+    Stage.REFINING: ("UARP", "NCPC"),
+    Stage.CATHODE_POOL: ("MRMT", "NBCP"),
+}
+
+
+def _closed(arcs: pd.DataFrame, stages: dict[str, Stage]) -> pd.DataFrame:
+    values = pd.to_numeric(arcs["tonnes"], errors="coerce")
+    inflow = values.groupby(arcs["target"]).sum()
+    outflow = values.groupby(arcs["source"]).sum()
+    extra = []
+    for node, stage in stages.items():
+        if stage not in CLOSING:
+            continue
+        gap = float(inflow.get(node, 0.0)) - float(outflow.get(node, 0.0))
+        scale = max(float(inflow.get(node, 0.0)), float(outflow.get(node, 0.0)), 1.0)
+        if abs(gap) <= BALANCE_RTOL * scale:
+            continue
+        source, sink = CLOSING[stage]
+        if gap < 0:
+            extra.append((node_name(source, Stage.UNCERTAIN_SOURCE), node, -gap))
+        else:
+            extra.append((node, node_name(sink, Stage.OTHER_SINK), gap))
+    added = pd.DataFrame(extra, columns=["source", "target", "tonnes"])
+    if "provenance" in arcs:
+        added["provenance"] = "closed_imbalance"
+    merged = pd.concat([arcs, added], ignore_index=True)
+    merged["tonnes"] = pd.to_numeric(merged["tonnes"], errors="coerce")
+    agg = {"tonnes": "sum"} | ({"provenance": "first"} if "provenance" in merged else {})
+    return merged.groupby(["source", "target"], as_index=False, sort=False).agg(agg)

@@ -21,9 +21,16 @@ class NetworkSpec(BaseModel):
     flows: str | None = Field(
         None,
         description="Folder of `<material>_<year>.csv` files in the published flows format "
-        "(Source,Target,Value); relative to the scenario file.",
+        "(Source,Target,Value); relative to the scenario file. Without it the networks are "
+        "built from the statistics under data/.",
     )
     year: int = Field(2020, description="Year of the networks.", ge=1900, le=2100)
+    profile: str = Field(
+        "paper", description="Building from data/: `paper` (what the published flows read) "
+        "or `complete` (every listed HS code, export-side files where import-side are missing).")
+    close_imbalances: bool = Field(
+        False, description="Reading flows: balance unbalanced nodes by the material-flow "
+        "rules (uncertain source for a shortfall, other sink for a surplus) instead of failing.")
 
 
 class ScenarioSpec(BaseModel):
@@ -106,6 +113,13 @@ class Scenario:
                 if item in seen:
                     raise ScenarioError(f"{self.where((what, i))}: {item} is listed twice")
                 seen.add(item)
+        from .inputs import PROFILES
+
+        if spec.network.profile not in PROFILES:
+            raise ScenarioError(
+                f"{self.where(('network', 'profile'))}: unknown profile "
+                f"{spec.network.profile!r}{did_you_mean(spec.network.profile, PROFILES)}; "
+                f"choose from {', '.join(PROFILES)}")
         labels = [label.strip().lower() for label in spec.focal]
         if len(set(labels)) != len(labels):
             raise ScenarioError(f"{self.where(('focal',))}: two focal sets share a label")
@@ -128,13 +142,11 @@ class Scenario:
         file = str(self.path) if self.path else "<scenario>"
         return f"{file}:{line}: {_format_path(loc)}" if line else f"{file}: {_format_path(loc)}"
 
-    def flows_dir(self) -> Path:
+    def flows_dir(self) -> Path | None:
+        """The flows folder, or None when the networks are to be built from data/."""
         flows = self.spec.network.flows
         if flows is None:
-            raise ScenarioError(
-                f"{self.where(('network',))}: network.flows is required: a folder of "
-                "<material>_<year>.csv flow files"
-            )
+            return None
         base = self.path.parent if self.path else Path.cwd()
         folder = (base / flows).resolve()
         if not folder.is_dir():
