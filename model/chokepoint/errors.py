@@ -27,6 +27,17 @@ class SolverError(ChokepointError):
     """A solver that is missing or that did not return an optimal solution."""
 
 
+def read_text(path, what: str, error: type[ChokepointError]) -> str:
+    """A UTF-8 text file (BOM optional), or ``error`` naming the file and what it should be."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: cannot read: {e}") from None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ``" (did you mean 'X'?)"`` suffix naming the closest choice, or ``""`` if none is close."""
     choices = list(dict.fromkeys(choices))

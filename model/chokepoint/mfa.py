@@ -61,6 +61,23 @@ def _n(owner: str, stage: Stage) -> str:
     return node_name(owner, stage)
 
 
+def _route(b: Build, trade: pd.DataFrame, *, sender, receiver, senders, receivers,
+           sender_stage: Stage, receiver_stage: Stage, outside: str, unknown: str,
+           rules: tuple[str, str, str]) -> None:
+    """Trade arcs of one stage: a producer's exports go to the receiving pool, or to the
+    ``outside`` sink when the importer is not a processor of the next stage; exports of
+    non-producers to a processor enter through the ``unknown`` source."""
+    for e, i, tonnes in trade[["exporter", "importer", "tonnes"]].itertuples(index=False):
+        src, dest = sender(e), receiver(i)
+        if src in senders:
+            if dest in receivers:
+                b.add(_n(src, sender_stage), _n(dest, receiver_stage), tonnes, rules[0])
+            else:
+                b.add(_n(src, sender_stage), outside, tonnes, rules[1])
+        elif dest in receivers:
+            b.add(unknown, _n(dest, receiver_stage), tonnes, rules[2])
+
+
 def build_network(material: str, inputs: Inputs, profile: str = "paper") -> Network:
     """The balanced network of one material for the inputs' year."""
     if material not in MATERIALS:
@@ -93,15 +110,10 @@ def build_network(material: str, inputs: Inputs, profile: str = "paper") -> Netw
         elif domestic > 0:
             target = _n(r, cath) if r in makers else NCPC
             b.add(_n(r, ref), target, domestic, "refined_domestic")
-    for e, i, tonnes in refined[["exporter", "importer", "tonnes"]].itertuples(index=False):
-        src = refiner(e)
-        if src in refining:
-            if i in makers:
-                b.add(_n(src, ref), _n(i, cath), tonnes, "refined_trade")
-            else:
-                b.add(_n(src, ref), NCPC, tonnes, "refined_to_non_maker")
-        elif i in makers:
-            b.add(TFCR, _n(i, cath), tonnes, "refined_from_non_refiner")
+    _route(b, refined, sender=refiner, receiver=lambda i: i, senders=refining,
+           receivers=set(makers), sender_stage=ref, receiver_stage=cath, outside=NCPC,
+           unknown=TFCR, rules=("refined_trade", "refined_to_non_maker",
+                                "refined_from_non_refiner"))
 
     # 4. cathode pools balance: surplus leaves as non-battery cathode, shortfall is unknown
     for c in makers:
@@ -129,15 +141,10 @@ def build_network(material: str, inputs: Inputs, profile: str = "paper") -> Netw
             own = refiner(m)
             b.add(_n(m, mine_), _n(own, ref_poss) if own in refining else TTCR, domestic,
                   "mine_domestic")
-    for e, i, tonnes in raw[["exporter", "importer", "tonnes"]].itertuples(index=False):
-        dest = refiner(i)
-        if e in mine and e != "Other":
-            if dest in refining:
-                b.add(_n(e, mine_), _n(dest, ref_poss), tonnes, "raw_trade")
-            else:
-                b.add(_n(e, mine_), TTCR, tonnes, "raw_to_non_refiner")
-        elif dest in refining:
-            b.add(TFCM, _n(dest, ref_poss), tonnes, "raw_from_non_miner")
+    _route(b, raw, sender=lambda e: e, receiver=refiner,
+           senders={m: v for m, v in mine.items() if m != "Other"}, receivers=set(refining),
+           sender_stage=mine_, receiver_stage=ref_poss, outside=TTCR, unknown=TFCM,
+           rules=("raw_trade", "raw_to_non_refiner", "raw_from_non_miner"))
 
     # 7 and 9. refining pools balance (a zero shortfall arc is kept, as the published flows do)
     for r, produced in refining.items():

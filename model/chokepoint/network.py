@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NetworkError, did_you_mean
+from .errors import NetworkError, did_you_mean, read_text
 
 #: File formats a network can be written in.
 FORMATS = ("cheng-csv", "csv")
@@ -185,12 +185,7 @@ class Network:
                  close_imbalances: bool = False) -> "Network":
         """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise NetworkError(f"{path}: no such flows file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise NetworkError(f"{path}: cannot read: {e}") from None
+        text = read_text(path, "flows file", NetworkError)
         try:
             table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

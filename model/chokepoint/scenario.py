@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .cases import Case
 from .chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
-from .errors import ScenarioError, did_you_mean
+from .errors import ScenarioError, did_you_mean, read_text
 from .lp import DEFAULT_SOLVER
 
 
@@ -159,13 +159,7 @@ class Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file (raises :class:`ScenarioError` with file:line: key)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{path}: cannot read: {e}") from None
-    return parse_scenario(text, path)
+    return parse_scenario(read_text(path, "scenario file", ScenarioError), path)
 
 
 def parse_scenario(text: str, path: Path | None = None) -> Scenario:
