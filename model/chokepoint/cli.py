@@ -50,9 +50,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the README)")
 
-    b = sub.add_parser("bench", help="time a scenario's grid: model build and per-LP solves")
-    b.add_argument("scenario", help="scenario YAML file (e.g. scenarios/paper_2020.yaml)")
+    b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites")
+    b.add_argument("scenario", nargs="?", help="scenario YAML file: time its grid with its own "
+                   "solver (model build vs re-solves)")
+    b.add_argument("--suite", choices=["paper", "ranking", "all"],
+                   help="paper: 10 focal sets x 5 pairs x 4 cases; ranking: every country; "
+                   "all: both (default when no scenario is given: paper)")
+    b.add_argument("--solvers", nargs="+", metavar="SOLVER",
+                   help="default: every one available (highs-persistent highs glpk cbc maxflow)")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
+    b.add_argument("--out", metavar="DIR", help="where bench.csv goes (default results/bench/)")
     return p
 
 
@@ -79,10 +86,30 @@ def _validate(args) -> int:
 
 
 def _bench(args) -> int:
-    from .bench import bench_scenario
+    from pathlib import Path
 
-    print(bench_scenario(args.scenario, repeat=args.repeat).render())
-    return 0
+    from .bench import SOLVERS, bench_scenario, bench_suites, machine, render_suites, write_csv
+    from .errors import ChokepointError, did_you_mean
+
+    if args.scenario and not args.suite:
+        print(bench_scenario(args.scenario, repeat=args.repeat).render())
+        return 0
+    solvers = args.solvers or list(SOLVERS)
+    for s in solvers:
+        if s not in SOLVERS:
+            raise ChokepointError(f"--solvers: unknown solver {s!r}"
+                                  f"{did_you_mean(s, list(SOLVERS))}; choose from "
+                                  f"{', '.join(SOLVERS)}")
+    suites = ["paper", "ranking"] if args.suite == "all" else [args.suite or "paper"]
+    print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up, each solver "
+          "in a fresh process", file=sys.stderr)
+    results = bench_suites(suites, solvers, args.repeat,
+                           log=lambda m: print(m, file=sys.stderr))
+    print(render_suites(results), end="")
+    out = Path(args.out or "results/bench") / "bench.csv"
+    write_csv(results, out)
+    print(f"wrote {out}", file=sys.stderr)
+    return 1 if any(r.status.startswith("DISAGREES") for r in results) else 0
 
 
 def _data(args) -> int:
