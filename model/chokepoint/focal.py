@@ -10,7 +10,7 @@ from . import countries
 from .errors import ScenarioError, did_you_mean
 from .network import FOCAL_STAGES, Network
 
-ALL_STAGES: tuple[str, ...] = tuple(FOCAL_STAGES)  # mining, refining, cathode
+ALL_STAGES: tuple[str, ...] = tuple(FOCAL_STAGES)  # mining, refining, ..., vehicle
 #: Cumulative stage sets of the decomposition, from the cathode stage upstream.
 STAGE_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cathode", ("cathode",)),

@@ -18,11 +18,12 @@ from tqdm.auto import tqdm
 from .cases import Case
 from .chemistry import Pair
 from .errors import NetworkError
-from .focal import STAGE_STEPS, FocalSet
+from .focal import ALL_STAGES, STAGE_STEPS, FocalSet
 from .lp import DEFAULT_SOLVER, VulnerabilityLP
 from .network import Network
 
 AGGREGATE = "all"  # material label of a chemistry's aggregate index
+FULL = "all stages"  # the focal set counted at every stage it was given
 
 
 @dataclass
@@ -54,7 +55,10 @@ def compute(
 ) -> Indices:
     """Every index of the grid. ``networks`` maps material name -> network."""
     cases = list(cases)
-    steps = STAGE_STEPS if decompose else (STAGE_STEPS[-1],)
+    # The index itself counts every stage of the focal set (FULL); the decomposition's steps
+    # count it from the cathode stage upstream. On the paper's networks the last step and FULL
+    # own the same nodes, so the cache below solves them once.
+    steps = (STAGE_STEPS if decompose else ()) + ((FULL, ALL_STAGES),)
     timings = Timings()
     rows: list[tuple] = []
     by_material: dict[str, list[Pair]] = {}
@@ -97,10 +101,9 @@ def compute(
     stages = pd.DataFrame(rows, columns=["focal", "chemistry", "material", "case", "stage",
                                          "vi_cumulative"])
     stages = _with_aggregates(stages, "vi_cumulative", ["focal", "chemistry", "case", "stage"])
-    full = stages[stages["stage"] == steps[-1][0]].drop(columns="stage")
+    full = stages[stages["stage"] == FULL].drop(columns="stage")
     vulnerability = full.rename(columns={"vi_cumulative": "vi"}).reset_index(drop=True)
-    if not decompose:
-        stages = stages.iloc[0:0]
+    stages = stages[stages["stage"] != FULL]
     return Indices(vulnerability, stages.reset_index(drop=True), timings)
 
 

@@ -426,10 +426,12 @@ class VulnerabilityLP:
                 removed.extend(comp.values())
         m.objective.sense = pyo.minimize if case.spec.sense == "minimize" else pyo.maximize
         if self._persistent and self._solver_attached:
-            if removed:
-                self._solver.remove_constraints(removed)
+            # Add before removing: appsi drops a variable the moment no active constraint uses
+            # it, one at a time (quadratic in model size), and would add it back just after.
             if added:
                 self._solver.add_constraints(added)
+            if removed:
+                self._solver.remove_constraints(removed)
         if self._persistent and self._solver_attached:
             self._solver.set_objective(m.objective)
         self._case = case

@@ -31,7 +31,11 @@ class Stage(Enum):
     MINE = "mine"
     REFINING_POOL = "refining_pool"
     REFINING = "refining"
+    PRECURSOR = "precursor"
     CATHODE_POOL = "cathode_pool"
+    CELL = "cell"
+    PACK = "pack"
+    VEHICLE = "vehicle"
     PRODUCT = "product"
     OTHER_SINK = "other_sink"
     UNCERTAIN_SOURCE = "uncertain_source"
@@ -46,7 +50,8 @@ class Stage(Enum):
 
     @property
     def is_interior(self) -> bool:
-        return self in (Stage.REFINING_POOL, Stage.REFINING, Stage.CATHODE_POOL)
+        return self in (Stage.REFINING_POOL, Stage.REFINING, Stage.PRECURSOR,
+                        Stage.CATHODE_POOL, Stage.CELL, Stage.PACK, Stage.VEHICLE)
 
 
 #: Name suffix of country nodes per stage, in the published flows' spelling. Longest first, so
@@ -56,6 +61,11 @@ SUFFIXES: dict[str, Stage] = {
     "_ref_poss": Stage.REFINING_POOL,
     "_mine": Stage.MINE,
     "_ref": Stage.REFINING,
+    # further stages of longer supply chains (synthetic networks, users' own)
+    "_prec": Stage.PRECURSOR,
+    "_cell": Stage.CELL,
+    "_pack": Stage.PACK,
+    "_veh": Stage.VEHICLE,
 }
 
 #: The supply-chain steps a focal country can be counted at, and the node stages each covers.
@@ -63,7 +73,11 @@ SUFFIXES: dict[str, Stage] = {
 FOCAL_STAGES: dict[str, tuple[Stage, ...]] = {
     "mining": (Stage.MINE,),
     "refining": (Stage.REFINING_POOL, Stage.REFINING),
+    "precursor": (Stage.PRECURSOR,),
     "cathode": (Stage.CATHODE_POOL,),
+    "cell": (Stage.CELL,),
+    "pack": (Stage.PACK,),
+    "vehicle": (Stage.VEHICLE,),
 }
 
 #: Uncertain sources (data gaps: material of unknown origin), full name -> abbreviation.
