@@ -147,3 +147,9 @@ def test_published_phosphorus_network_is_unbalanced():
     # Its cathode pools send P to LFP but receive nothing: refined trade was never linked.
     with pytest.raises(NetworkError, match=r"'China_cath_poss' is unbalanced: inflow 0 t"):
         Network.read_csv(FLOWS / "phosphorus_2020.csv", material="phosphorus")
+
+
+def test_uncertain_source_must_feed_a_pool():
+    with pytest.raises(NetworkError, match="uncertain source 'Missing Refined Material Trade' "
+                                           "feeds 'LFP'"):
+        Network.from_arcs(TINY_ARCS + [("Missing Refined Material Trade", "LFP", 1.0)])

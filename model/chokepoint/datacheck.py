@@ -33,13 +33,9 @@ def data_check(year: int, profile: str = "paper", materials=tuple(MATERIALS)) ->
             out.append("  exports beyond mine output (set to 0): " + ", ".join(
                 f"{k} {v:,.0f} t" for k, v in sorted(missing.items())))
         for stage_name in ("raw", "refined"):
-            trade = inputs.trade_table
             codes = inputs.codes(material, stage_name, profile)
-            rows = trade[(trade["year"] == year) & trade["hs_code"].isin(list(codes))]
-            if profile == "paper":
-                rows = rows[(rows["side"] == "import") & ~rows["mirror"]]
-            by_code = (rows.groupby("hs_code")["tonnes"].sum() * rows.groupby("hs_code")[
-                "hs_code"].first().map(codes)).to_dict()
+            by_code = inputs.trade_rows(material, stage_name, profile).groupby("hs_code")[
+                "tonnes"].sum()
             listed = ", ".join(f"{c} {by_code.get(c, 0.0):,.0f} t" for c in codes) or "none read"
             out.append(f"  {stage_name} trade by HS code (contained): {listed}")
         demand = sum(net.product_supply(p) for p in net.products)

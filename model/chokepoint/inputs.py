@@ -184,7 +184,13 @@ class Inputs:
         return table
 
     def trade(self, material: str, stage: str, profile: str) -> pd.DataFrame:
-        """Bilateral trade of the year in contained tonnes: columns exporter, importer, tonnes.
+        """Bilateral trade of the year in contained tonnes: columns exporter, importer, tonnes."""
+        rows = self.trade_rows(material, stage, profile)
+        return rows.groupby(["exporter", "importer"], as_index=False, sort=False)["tonnes"].sum()
+
+    def trade_rows(self, material: str, stage: str, profile: str) -> pd.DataFrame:
+        """The trade rows the profile reads, in contained tonnes: hs_code, exporter, importer,
+        tonnes.
 
         ``paper``: import-side files of the listed importers only, no mirror files.
         ``complete``: every import-side file (mirror included), and export-side files for the
@@ -204,7 +210,6 @@ class Inputs:
             rows = pd.concat([imports, exports[gap]], ignore_index=True)
         rows = rows[rows["exporter"] != rows["importer"]]  # re-imports are no trade
         contained = rows["tonnes"] * rows["hs_code"].map(codes)
-        out = pd.DataFrame({"exporter": rows["exporter"], "importer": rows["importer"],
-                            "tonnes": contained})
-        return out[out["tonnes"] > 0].groupby(["exporter", "importer"], as_index=False,
-                                              sort=False)["tonnes"].sum()
+        out = pd.DataFrame({"hs_code": rows["hs_code"], "exporter": rows["exporter"],
+                            "importer": rows["importer"], "tonnes": contained})
+        return out[out["tonnes"] > 0]

@@ -236,10 +236,6 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
 
     interior = [n for n in network.nodes.index if stage[n].is_interior]
     uncertain = [n for n in network.nodes.index if stage[n] is Stage.UNCERTAIN_SOURCE]
-    for s, t in arcs:
-        if stage[s] is Stage.UNCERTAIN_SOURCE and not stage[t].is_interior:
-            raise SolverError(f"{network.origin}: uncertain source {s!r} feeds {t!r}, "
-                              "which is not a refining or cathode pool")
     observed_inflow = {n: 0.0 for n in interior}
     for (s, t), v in tonnes.items():
         if t in observed_inflow and stage[s] is not Stage.UNCERTAIN_SOURCE:

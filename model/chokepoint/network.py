@@ -277,6 +277,9 @@ class Network:
                 raise NetworkError(f"{rows[i]}: arc from {s!r} to itself")
             if stage[s].is_sink:
                 raise NetworkError(f"{rows[i]}: {s!r} is a {stage[s].value} and cannot send flow")
+            if stage[s] is Stage.UNCERTAIN_SOURCE and not stage[t].is_interior:
+                raise NetworkError(f"{rows[i]}: uncertain source {s!r} feeds {t!r}, which "
+                                   "is no interior node (pool or processor)")
             if stage[t].is_source:
                 raise NetworkError(
                     f"{rows[i]}: {t!r} is a {stage[t].value} and cannot receive flow"
