@@ -13,7 +13,7 @@ from chokepoint.lp import FAMILIES, SYMBOLS, VulnerabilityLP, build_model
 P, O, A, B = Case.PROPORTIONAL, Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B
 
 
-def vi(net, keys, case, stages=("mining", "refining", "cathode"), solver="appsi_highs"):
+def vi(net, keys, case, stages=("mining", "refining", "cathode"), solver="highspy"):
     nodes = FocalSet.of("f", keys, stages).nodes(net)
     return VulnerabilityLP(net, solver).solve(nodes, "LFP", case) / net.product_supply("LFP")
 
@@ -96,18 +96,33 @@ def test_generic_solver_path_agrees(tiny):
     if not pyo.SolverFactory("appsi_highs").available(exception_flag=False):
         pytest.skip("HiGHS is not available")
     for case in Case:
-        assert vi(tiny, ["AUS"], case, solver="appsi_highs") == pytest.approx(
-            vi(tiny, ["AUS"], case, solver="highs"), abs=1e-9)
+        expected = vi(tiny, ["AUS"], case, solver="highspy")
+        for solver in ("appsi_highs", "highs"):
+            assert vi(tiny, ["AUS"], case, solver=solver) == pytest.approx(expected, abs=1e-9)
 
 
-def test_non_optimal_status_is_reported(tiny):
+@pytest.fixture
+def impossible_family():
+    """A user rule, in every case, that no flow can meet: 10^6 t of touched Japanese LFP."""
+    from chokepoint.lp import constraint_family
+
+    @constraint_family("Impossible demand")
+    def impossible(m):
+        r"""x_{\mathrm{JPN} \to \mathrm{LFP}} \ge 10^6
+        Test rule."""
+        return pyo.Constraint(expr=m.touched["Japan_cath_poss", "LFP"] >= 1e6)
+
+    yield
+    FAMILIES.pop("impossible", None)
+
+
+@pytest.mark.parametrize("solver, status", [("highspy", "Infeasible"),
+                                            ("appsi_highs", "infeasible")])
+def test_non_optimal_status_is_reported(tiny, impossible_family, solver, status):
     """A user constraint that makes the LP infeasible surfaces the solver's status."""
-    lp = VulnerabilityLP(tiny)
-    m = lp.model
-    m.impossible = pyo.Constraint(expr=m.touched["Japan_cath_poss", "LFP"] >= 1e6)
-    lp._solver.add_constraints([m.impossible])
+    lp = VulnerabilityLP(tiny, solver)
     nodes = FocalSet.of("c", ["CHN"]).nodes(tiny)
-    with pytest.raises(SolverError, match=r"solver 'appsi_highs' returned status infeasible"):
+    with pytest.raises(SolverError, match=rf"solver '{solver}' returned status {status}"):
         lp.solve(nodes, "LFP", A)
 
 
@@ -136,16 +151,34 @@ def test_user_family_is_built_and_switched(tiny):
         r"""x_a \le 0 \quad \forall a \in \mathrm{in}(\mathrm{NBCP})
         Test rule."""
         arcs = [a for a in m.arcs if a[1] == "Non-Battery Cathode Products"]
-        return pyo.Constraint(arcs, rule=lambda m, s, t: m.touched[s, t] <= 0)
+        off = 1 - m.on["no_touched_nbcp"]
+        return pyo.Constraint(arcs, rule=lambda m, s, t: m.touched[s, t] <= m.tonnes[s, t] * off)
 
     try:
         lp = VulnerabilityLP(tiny)
         nodes = FocalSet.of("c", ["CHN"]).nodes(tiny)
         # China's 100 t are all touched; with nothing touched allowed into NBCP, Korea's 30 t of
         # NBCP must come from its 25 t of TFCR: infeasible in A, untouched in the other cases.
-        with pytest.raises(SolverError, match="infeasible"):
+        with pytest.raises(SolverError, match="(?i)infeasible"):
             lp.solve(nodes, "LFP", A)
         assert lp.solve(nodes, "LFP", O) == pytest.approx(70.0)
     finally:
         from chokepoint.lp import FAMILIES as registry
         registry.pop("no_touched_nbcp", None)
+
+
+def test_user_family_without_its_switch_is_refused(tiny):
+    """A case-specific rule that ignores its switch would bind in every case: refuse it."""
+    from chokepoint.lp import constraint_family
+
+    @constraint_family("Unswitched", cases={A})
+    def unswitched(m):
+        r"""x_a \le 0
+        Test rule."""
+        return pyo.Constraint(expr=m.touched["Japan_cath_poss", "LFP"] <= 0)
+
+    try:
+        with pytest.raises(ValueError, match=r"does not use its switch m.on\['unswitched'\]"):
+            VulnerabilityLP(tiny)
+    finally:
+        FAMILIES.pop("unswitched", None)

@@ -17,7 +17,7 @@ from chokepoint.index import compute
 @pytest.fixture(scope="module")
 def paper_grid():
     nets, focal, pairs = _grid("paper")
-    ref = compute(nets, focal, pairs, tuple(Case), "appsi_highs", decompose=False)
+    ref = compute(nets, focal, pairs, tuple(Case), "highspy", decompose=False)
     return nets, focal, pairs, ref.vulnerability.set_index(
         ["focal", "chemistry", "material", "case"])["vi"]
 
@@ -47,11 +47,11 @@ def test_maxflow_baseline_agrees_on_the_paper_grid(paper_grid):
 
 def test_bench_command_writes_csv(tmp_path):
     r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "bench", "--suite", "paper",
-                        "--solvers", "highs-persistent", "maxflow", "--repeat", "1",
+                        "--solvers", "highs-matrix", "maxflow", "--repeat", "1",
                         "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(tmp_path / "bench.csv")
-    assert list(table["solver"]) == ["highs-persistent", "maxflow"]
+    assert list(table["solver"]) == ["highs-matrix", "maxflow"]
     assert (table["status"] == "ok").all() and (table["max_abs_diff"] <= 1e-6).all()
     assert table.loc[0, "indices"] == 200 and table.loc[0, "solve_median_ms"] > 0
 
@@ -60,3 +60,22 @@ def test_bench_rejects_unknown_solver():
     r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "bench", "--solvers", "glkp"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "did you mean 'glpk'" in r.stderr
+
+
+def test_bench_scale_suite_writes_growth_table_and_plot(tmp_path):
+    """Two tiny synthetic sizes: a row per size and solver, solvers agree, a plot is drawn."""
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "bench", "--suite", "scale",
+                        "--sizes", "6", "9", "--solvers", "highs-matrix", "highs-persistent",
+                        "maxflow", "--repeat", "1", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(tmp_path / "bench.csv")
+    assert list(zip(table["countries"], table["solver"])) == [
+        (6, "highs-matrix"), (6, "highs-persistent"), (6, "maxflow"),
+        (9, "highs-matrix"), (9, "highs-persistent"), (9, "maxflow")]
+    assert (table["stages"] == 7).all() and (table["max_abs_diff"] <= 1e-6).all()
+    assert table.groupby("countries")["network_arcs"].nunique().eq(1).all()
+    assert table.loc[table["solver"] == "highs-matrix", "indices"].eq(4).all()
+    assert "highs-matrix: time per index grows as arcs^" in r.stdout
+    assert (tmp_path / "scale.png").stat().st_size > 10_000
+    assert (tmp_path / "scale.svg").read_text().startswith("<?xml")

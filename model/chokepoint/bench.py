@@ -5,6 +5,10 @@
   cases) and the ``ranking`` grid (every owner of the four NCM/LFP networks as a single focal
   set) for every solver in :data:`SOLVERS` available here. Each solver runs in a fresh process,
   so that its peak memory is its own; the grid runs once to warm up and then ``repeat`` times.
+- ``scale``: seeded synthetic networks of N countries and 7 stages, one focal set (the largest
+  miner, counted at every stage) in the four cases, per solver and size; a solver whose size
+  takes longer than :data:`SCALE_BUDGET_S` skips the larger sizes. ``growth`` fits the
+  exponent of time per index against network size, ``plot_scale`` draws it.
 """
 
 from __future__ import annotations
@@ -62,8 +66,9 @@ class SolverSpec:
 
 
 SOLVERS: dict[str, SolverSpec] = {s.name: s for s in [
-    SolverSpec("highs-persistent", "HiGHS, Pyomo appsi persistent interface (the default)",
-               "appsi_highs"),
+    SolverSpec("highs-matrix", "HiGHS via highspy, model compiled once by Pyomo's standard-form "
+               "compiler, bounds updated in place (the default)", "highspy"),
+    SolverSpec("highs-persistent", "HiGHS, Pyomo's persistent (appsi) interface", "appsi_highs"),
     SolverSpec("highs", "HiGHS, Pyomo's non-persistent interface (model sent every solve)",
                "highs"),
     SolverSpec("glpk", "GLPK glpsol, through LP files", "glpk"),
@@ -71,7 +76,7 @@ SOLVERS: dict[str, SolverSpec] = {s.name: s for s in [
     SolverSpec("maxflow", "networkx max-flow (optimistic, pessimistic A and B only)", None,
                (Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B)),
 ]}
-REFERENCE = "highs-persistent"
+REFERENCE = "highs-matrix"
 
 
 # -- one scenario ----------------------------------------------------------------------------
@@ -133,6 +138,8 @@ class SuiteResult:
     suite: str
     solver: str
     status: str  # "ok", or why it was skipped
+    countries: int = 0  # scale suite: synthetic network size
+    stages: int = 0
     network_arcs: int = 0
     indices: int = 0
     build_s: float = 0.0
@@ -215,16 +222,61 @@ def _times(nets, walls, solves, build, n) -> dict:
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+SCALE_SIZES = (25, 50, 100, 200)
+SCALE_STAGES = 7
+#: A solver that needs longer than this (build + four cases) at one size skips larger sizes.
+SCALE_BUDGET_S = 60.0
+
+
+def _run_scale(countries: int, stages: int, solver: str, repeat: int) -> tuple[dict, dict]:
+    """In a worker process: one synthetic network, the largest miner in the four cases."""
+    from .baseline import maxflow_vi
+    from .focal import ALL_STAGES, FocalSet
+    from .lp import VulnerabilityLP
+    from .network import Stage
+    from .synthetic import synthetic_network
+
+    spec = SOLVERS[solver]
+    warm = synthetic_network(4, 4, seed=1)  # imports and the solver's first call
+    net = synthetic_network(countries, stages, seed=0)
+    mines = net.node_flow().loc[net.nodes.index[net.nodes["stage"] == Stage.MINE], "outflow"]
+    owner = net.nodes.loc[mines.idxmax(), "owner"]
+    values, solves, walls, build = {}, [], [], 0.0
+    for i, network in enumerate((warm, net)):
+        nodes = FocalSet.of(owner if i else warm.owners[0], [owner if i else warm.owners[0]],
+                            ALL_STAGES).nodes(network)
+        t0 = time.perf_counter()
+        lp = VulnerabilityLP(network, spec.pyomo) if spec.pyomo else None
+        build = time.perf_counter() - t0
+        for _ in range(repeat if i else 1):
+            t_round = time.perf_counter()
+            for case in spec.cases:
+                t = time.perf_counter()
+                if lp is None:
+                    v = maxflow_vi(network, nodes, "NCM", case)
+                else:
+                    v = lp.solve(nodes, "NCM", case) / network.product_supply("NCM")
+                if i:
+                    solves.append(time.perf_counter() - t)
+                    values[owner, "NCM", "synthetic", case.value] = v
+            if i:
+                walls.append(build + time.perf_counter() - t_round)
+    return _times({"net": net}, walls, solves, build, len(values)), values
+
+
 def _in_fresh_process(fn, *args):
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         return pool.submit(fn, *args).result()
 
 
-def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3,
-                 log=print) -> list[SuiteResult]:
+def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3, log=print,
+                 sizes: tuple[int, ...] = SCALE_SIZES) -> list[SuiteResult]:
     out = []
     for suite in suites:
+        if suite == "scale":
+            out += _bench_scale(solvers, repeat, sizes, log)
+            continue
         reference: dict | None = None
         for solver in [REFERENCE] + [s for s in solvers if s != REFERENCE]:
             if not SOLVERS[solver].available():
@@ -246,19 +298,118 @@ def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3,
     return out
 
 
+def _bench_scale(solvers, repeat, sizes, log) -> list[SuiteResult]:
+    out, too_slow = [], {}
+    order = [REFERENCE] + [s for s in solvers if s != REFERENCE]
+    available = {s: SOLVERS[s].available() for s in order}
+    for s in order:
+        if not available[s]:
+            log(f"scale: {s}: skipped, not available on this machine")
+            if s in solvers:
+                out.append(SuiteResult("scale", s, "not available"))
+    for n in sizes:
+        reference = None
+        for solver in (s for s in order if available[s]):
+            row = SuiteResult("scale", solver, "ok", countries=n, stages=SCALE_STAGES)
+            if solver in too_slow:
+                row.status = f"skipped: {too_slow[solver]}"
+                if solver in solvers:
+                    out.append(row)
+                continue
+            log(f"scale: N={n}: {solver} ...")
+            times, values = _in_fresh_process(_run_scale, n, SCALE_STAGES, solver, repeat)
+            for k, v in times.items():
+                setattr(row, k, v)
+            if times["wall_s"] > SCALE_BUDGET_S:
+                too_slow[solver] = (f"N={n} took {times['wall_s']:.0f} s "
+                                    f"(budget {SCALE_BUDGET_S:.0f} s)")
+            if solver == REFERENCE:
+                reference = values
+            if reference is not None:
+                row.max_abs_diff = max(abs(v - reference[k]) for k, v in values.items())
+                if row.max_abs_diff > AGREEMENT_TOL:
+                    row.status = f"DISAGREES with {REFERENCE} by {row.max_abs_diff:.3g}"
+                    log(f"!!! scale N={n}: {solver} DISAGREES with {REFERENCE}: largest "
+                        f"|difference| in VI {row.max_abs_diff:.3g} > {AGREEMENT_TOL:g}")
+            if solver in solvers:
+                out.append(row)
+    return out
+
+
+def growth(results: list[SuiteResult]) -> str:
+    """Median time per index by size and solver, and the fitted exponent t ~ arcs^b."""
+    import numpy as np
+
+    rows = [r for r in results if r.suite == "scale" and r.status == "ok"]
+    if not rows:
+        return ""
+    sizes = sorted({(r.countries, r.network_arcs) for r in rows})
+    solvers = list(dict.fromkeys(r.solver for r in rows))
+    cell = {(r.solver, r.countries): r for r in rows}
+    head = f"{'N':>4} {'arcs':>8} " + " ".join(f"{s:>17}" for s in solvers)
+    lines = ["time per index (median ms), synthetic networks, 7 stages, four cases",
+             head, "-" * len(head)]
+    for n, arcs in sizes:
+        lines.append(f"{n:>4} {arcs:>8} " + " ".join(
+            f"{cell[s, n].solve_median_ms:>17.1f}" if (s, n) in cell else f"{'-':>17}"
+            for s in solvers))
+    for s in solvers:
+        pts = [(cell[s, n].network_arcs, cell[s, n].solve_median_ms) for n, _ in sizes
+               if (s, n) in cell]
+        if len(pts) >= 2:
+            b = np.polyfit(np.log([a for a, _ in pts]), np.log([t for _, t in pts]), 1)[0]
+            lines.append(f"{s}: time per index grows as arcs^{b:.2f} (N^{2 * b:.2f}, "
+                         f"arcs ~ N^2 at fixed density)")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scale(results: list[SuiteResult], path: Path) -> list[Path]:
+    """Time per index against network size, one line per solver (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results if r.suite == "scale" and r.status == "ok"]
+    if not rows:
+        return []
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    for solver in dict.fromkeys(r.solver for r in rows):
+        pts = sorted((r.network_arcs, r.solve_median_ms, r.countries) for r in rows
+                     if r.solver == solver)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
+    for arcs, n in sorted({(r.network_arcs, r.countries) for r in rows}):
+        ax.annotate(f"N={n}", (arcs, ax.get_ylim()[0]), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=8, color="0.4")
+    ax.set(xscale="log", yscale="log", xlabel="arcs in the network",
+           ylabel="median solve time per index (ms)",
+           title="Time per index vs network size (synthetic, 7 stages)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".svg"):
+        fig.savefig(path.with_suffix(suffix), dpi=120)
+        written.append(path.with_suffix(suffix))
+    plt.close(fig)
+    return written
+
+
 def render_suites(results: list[SuiteResult]) -> str:
-    head = (f"{'suite':<8} {'solver':<17} {'arcs':>5} {'indices':>7} {'build s':>8} "
-            f"{'median ms':>9} {'p95 ms':>7} {'wall s':>7} {'peak MiB':>8} {'max |dVI|':>9}  status")
+    head = (f"{'suite':<10} {'solver':<17} {'arcs':>7} {'indices':>7} {'build s':>8} "
+            f"{'median ms':>9} {'p95 ms':>8} {'wall s':>7} {'peak MiB':>8} {'max |dVI|':>9}  status")
     lines = [head, "-" * len(head)]
     for r in results:
-        if r.status == "not available":
-            lines.append(f"{r.suite:<8} {r.solver:<17} {'':>5} {'':>7} {'':>8} {'':>9} {'':>7} "
-                         f"{'':>7} {'':>8} {'':>9}  skipped: not available")
+        suite = f"{r.suite} {r.countries}" if r.countries else r.suite
+        if r.status != "ok" and not r.status.startswith("DISAGREES"):
+            lines.append(f"{suite:<10} {r.solver:<17} {'':>7} {'':>7} {'':>8} {'':>9} {'':>8} "
+                         f"{'':>7} {'':>8} {'':>9}  {r.status}")
             continue
+        diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.1e}"
         lines.append(
-            f"{r.suite:<8} {r.solver:<17} {r.network_arcs:>5} {r.indices:>7} {r.build_s:>8.3f} "
-            f"{r.solve_median_ms:>9.2f} {r.solve_p95_ms:>7.2f} {r.wall_s:>7.2f} "
-            f"{r.peak_rss_mib:>8.0f} {r.max_abs_diff:>9.1e}  {r.status}")
+            f"{suite:<10} {r.solver:<17} {r.network_arcs:>7} {r.indices:>7} {r.build_s:>8.3f} "
+            f"{r.solve_median_ms:>9.2f} {r.solve_p95_ms:>8.2f} {r.wall_s:>7.2f} "
+            f"{r.peak_rss_mib:>8.0f} {diff:>9}  {r.status}")
     return "\n".join(lines) + "\n"
 
 

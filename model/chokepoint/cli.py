@@ -53,11 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites")
     b.add_argument("scenario", nargs="?", help="scenario YAML file: time its grid with its own "
                    "solver (model build vs re-solves)")
-    b.add_argument("--suite", choices=["paper", "ranking", "all"],
+    b.add_argument("--suite", choices=["paper", "ranking", "scale", "all"],
                    help="paper: 10 focal sets x 5 pairs x 4 cases; ranking: every country; "
-                   "all: both (default when no scenario is given: paper)")
+                   "scale: synthetic networks of --sizes countries x 7 stages; all: the three "
+                   "(default when no scenario is given: paper)")
     b.add_argument("--solvers", nargs="+", metavar="SOLVER",
-                   help="default: every one available (highs-persistent highs glpk cbc maxflow)")
+                   help="default: every one available (highs-matrix highs-persistent highs glpk "
+                   "cbc maxflow)")
+    b.add_argument("--sizes", nargs="+", type=int, metavar="N", default=None,
+                   help="scale suite: countries per synthetic network (default 25 50 100 200)")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
     b.add_argument("--out", metavar="DIR", help="where bench.csv goes (default results/bench/)")
     return p
@@ -88,7 +92,8 @@ def _validate(args) -> int:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench import SOLVERS, bench_scenario, bench_suites, machine, render_suites, write_csv
+    from .bench import (SCALE_SIZES, SOLVERS, bench_scenario, bench_suites, growth, machine,
+                        plot_scale, render_suites, write_csv)
     from .errors import ChokepointError, did_you_mean
 
     if args.scenario and not args.suite:
@@ -100,15 +105,18 @@ def _bench(args) -> int:
             raise ChokepointError(f"--solvers: unknown solver {s!r}"
                                   f"{did_you_mean(s, list(SOLVERS))}; choose from "
                                   f"{', '.join(SOLVERS)}")
-    suites = ["paper", "ranking"] if args.suite == "all" else [args.suite or "paper"]
+    suites = ["paper", "ranking", "scale"] if args.suite == "all" else [args.suite or "paper"]
     print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up, each solver "
           "in a fresh process", file=sys.stderr)
     results = bench_suites(suites, solvers, args.repeat,
-                           log=lambda m: print(m, file=sys.stderr))
+                           log=lambda m: print(m, file=sys.stderr),
+                           sizes=tuple(args.sizes or SCALE_SIZES))
     print(render_suites(results), end="")
+    print(growth(results), end="")
     out = Path(args.out or "results/bench") / "bench.csv"
     write_csv(results, out)
-    print(f"wrote {out}", file=sys.stderr)
+    for path in [out, *plot_scale(results, out.parent / "scale")]:
+        print(f"wrote {path}", file=sys.stderr)
     return 1 if any(r.status.startswith("DISAGREES") for r in results) else 0
 
 

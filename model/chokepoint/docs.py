@@ -28,14 +28,15 @@ def math_markdown() -> str:
         r"$$\mathrm{VI}_k = \frac{\sum_{a \in A^{P}} w_a x_a}{\sum_{a \in A^{P}} w_a v_a}$$",
         "",
         "**Constraint families** (capacity $0 \\le x_a \\le v_a$ is the bound of $x_a$; "
-        "$\\mathrm{src}(a)$, $\\mathrm{tgt}(a)$ are an arc's ends)",
+        "$\\mathrm{src}(a)$, $\\mathrm{tgt}(a)$ are an arc's ends; $y$ is the family's own "
+        "switch $y_k$, so every family stays in the matrix and a case only changes bounds)",
         "",
     ]
     for f in FAMILIES.values():
         cases = ", ".join(c.value for c in Case if c in f.cases)
-        out += [f"- `{f.name}` ({f.title}; active in: {cases}): {f.description}", "",
+        out += [f"- `{f.name}` ({f.title}; $y = 1$ in: {cases}): {f.description}", "",
                 f"  $${f.equation}$$", ""]
-    out += ["**Cases**: which families are active and which way the objective goes", "",
+    out += ["**Cases**: which families are switched on and which way the objective goes", "",
             "| case | sense | families |", "|---|---|---|"]
     for case, spec in CASES.items():
         fams = ", ".join(f"`{f.name}`" for f in FAMILIES.values() if case in f.cases)

@@ -24,8 +24,10 @@ from .cases import Case
 from .errors import SolverError, did_you_mean
 from .network import Network, Stage
 
-#: Solver used when a scenario names none: HiGHS through Pyomo's persistent appsi interface.
-DEFAULT_SOLVER = "appsi_highs"
+#: Solver used when a scenario names none: HiGHS via highspy, fed the model's matrix once.
+DEFAULT_SOLVER = "highspy"
+#: HiGHS through Pyomo's persistent (appsi) interface.
+APPSI_SOLVER = "appsi_highs"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ SYMBOLS: dict[str, Symbol] = {
                "Interior nodes with observed inflow (inflow not from uncertain sources)."),
         Symbol("unobserved_interior", "set", r"N^{\varnothing}", "Unobserved interior nodes",
                "Interior nodes fed only by uncertain sources."),
+        Symbol("families", "set", r"K", "Constraint families",
+               "The named rules of the LP (see below), each switched on in some cases."),
         Symbol("tonnes", "param", r"v_a", "Observed flow",
                "Tonnage of contained element on each arc.", "t"),
         Symbol("outflow", "param", r"\bar{v}_n", "Node outflow",
@@ -78,6 +82,11 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("release_cap", "param", r"c_u", "Uncertain-source cap",
                "Pessimistic B: min(outflow of u, P_F), with P_F the focal set's mine and "
                "refining output plus its cathode output into the product (mutable).", "t"),
+        Symbol("on", "param", r"y_k", "Family switch",
+               "1 if constraint family k applies in the case being solved, else 0 (mutable). "
+               "In each family's equation y is its own switch; switched off, the family's "
+               "bounds widen to what the flow bounds already imply, so the matrix never changes "
+               "between cases.", "-"),
         Symbol("touched", "var", r"x_a", "Touched flow",
                "Part of an arc's flow that a focal country mined, refined, made into cathode "
                "or traded at some earlier step.", "t"),
@@ -115,7 +124,12 @@ _BOUNDS = frozenset({Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B})
 
 
 def constraint_family(title: str, cases: Iterable[Case] = _ALL, unit: str = "t"):
-    """Register a constraint family. The function's docstring starts with its equation."""
+    """Register a constraint family. The function's docstring starts with its equation.
+
+    A family that applies in only some ``cases`` must be relaxed by its switch
+    ``1 - m.on[name]`` so that, switched off, it binds nothing (see ``proportional_mixing``):
+    families are never removed from the solver, whose matrix stays as built.
+    """
 
     def register(build: Callable[[pyo.ConcreteModel], pyo.Constraint]):
         if not inspect.getdoc(build):
@@ -154,55 +168,71 @@ def clean_origin(m):
     "Clean origin of uncertain sources", cases={Case.OPTIMISTIC, Case.PESSIMISTIC_A}
 )
 def clean_uncertain_origin(m):
-    r"""x_a \le 0 \quad \forall a \in A^{U}
-    Material of unknown origin is untouched (all cases but proportional and pessimistic B)."""
-    return pyo.Constraint(m.uncertain_arcs, rule=lambda m, s, t: m.touched[s, t] <= 0)
+    r"""x_a \le v_a (1 - y) \quad \forall a \in A^{U}
+    Material of unknown origin is untouched (optimistic and pessimistic A)."""
+    off = 1 - m.on["clean_uncertain_origin"]
+    return pyo.Constraint(
+        m.uncertain_arcs, rule=lambda m, s, t: m.touched[s, t] <= m.tonnes[s, t] * off
+    )
 
 
 @constraint_family("Touched mass balance", cases=_BOUNDS)
 def touched_mass_balance(m):
-    r"""\min(0,\delta_n) \le \sum_{a \in \mathrm{out}(n)} x_a - \sum_{a \in \mathrm{in}(n)} x_a \le \max(0,\delta_n) + \bar{v}_n f_n \quad \forall n \in N^{\mathrm{int}}
+    r"""\min(0,\delta_n) - (1-y)(\bar{v}_n - \delta_n) \le \sum_{a \in \mathrm{out}(n)} x_a - \sum_{a \in \mathrm{in}(n)} x_a \le \max(0,\delta_n) + \bar{v}_n f_n + (1-y)\bar{v}_n \quad \forall n \in N^{\mathrm{int}}
     Touched material is conserved at every non-focal interior node (up to the node's own
-    rounding imbalance in the data); a focal node's outflow is all touched whatever it receives."""
+    rounding imbalance in the data); a focal node's outflow is all touched whatever it receives.
+    Switched off, the band is the node's inflow and outflow, which the flow bounds imply."""
+    off = 1 - m.on["touched_mass_balance"]
 
     def rule(m, n):
         net = sum(m.touched[a] for a in m.out_arcs[n]) - sum(m.touched[a] for a in m.in_arcs[n])
         lo, hi = min(0.0, m.imbalance[n]), max(0.0, m.imbalance[n])
-        return pyo.inequality(lo, net, hi + m.outflow[n] * m.focal[n])
+        inflow = m.outflow[n] - m.imbalance[n]
+        return pyo.inequality(
+            lo - inflow * off, net, hi + m.outflow[n] * m.focal[n] + m.outflow[n] * off
+        )
 
     return pyo.Constraint(m.interior, rule=rule)
 
 
 @constraint_family("Uncertain-source release", cases={Case.PESSIMISTIC_B})
 def uncertain_release(m):
-    r"""\sum_{a \in \mathrm{out}(u)} x_a \le c_u \quad \forall u \in U
+    r"""\sum_{a \in \mathrm{out}(u)} x_a \le c_u + (1-y)\bar{v}_u \quad \forall u \in U
     Pessimistic B: each uncertain source may carry touched material up to min(its outflow, P_F)."""
+    off = 1 - m.on["uncertain_release"]
     return pyo.Constraint(
         m.uncertain_sources,
-        rule=lambda m, u: sum(m.touched[a] for a in m.out_arcs[u]) <= m.release_cap[u],
+        rule=lambda m, u: sum(m.touched[a] for a in m.out_arcs[u])
+        <= m.release_cap[u] + m.outflow[u] * off,
     )
 
 
 @constraint_family("Proportional mixing", cases={Case.PROPORTIONAL})
 def proportional_mixing(m):
-    r"""x_a = v_a s_{\mathrm{src}(a)} \quad \forall a \in A^{\mathrm{int}}
+    r"""-(1-y) v_a \le x_a - v_a s_{\mathrm{src}(a)} \le (1-y) v_a \quad \forall a \in A^{\mathrm{int}}
     Every arc out of an interior node carries the node's touched share."""
+    off = 1 - m.on["proportional_mixing"]
     return pyo.Constraint(
         m.interior_out_arcs,
-        rule=lambda m, s, t: m.touched[s, t] == m.tonnes[s, t] * m.share[s],
+        rule=lambda m, s, t: pyo.inequality(
+            -m.tonnes[s, t] * off, m.touched[s, t] - m.tonnes[s, t] * m.share[s],
+            m.tonnes[s, t] * off),
     )
 
 
 @constraint_family("Proportional share", cases={Case.PROPORTIONAL})
 def proportional_share(m):
-    r"""0 \le s_n \underline{v}_n - \sum_{a \in \mathrm{in}(n) \setminus A^{U}} x_a \le \underline{v}_n f_n \quad \forall n \in N^{\mathrm{obs}}
+    r"""-(1-y)\underline{v}_n \le s_n \underline{v}_n - \sum_{a \in \mathrm{in}(n) \setminus A^{U}} x_a \le \underline{v}_n f_n + (1-y)\underline{v}_n \quad \forall n \in N^{\mathrm{obs}}
     A non-focal node's share is the touched fraction of its observed inflow (a focal node's
     share is 1 through focal origin)."""
+    off = 1 - m.on["proportional_share"]
 
     def rule(m, n):
         touched_in = sum(m.touched[a] for a in m.observed_in_arcs[n])
         return pyo.inequality(
-            0.0, m.share[n] * m.observed_inflow[n] - touched_in, m.observed_inflow[n] * m.focal[n]
+            -m.observed_inflow[n] * off,
+            m.share[n] * m.observed_inflow[n] - touched_in,
+            m.observed_inflow[n] * m.focal[n] + m.observed_inflow[n] * off,
         )
 
     return pyo.Constraint(m.observed_interior, rule=rule)
@@ -210,17 +240,23 @@ def proportional_share(m):
 
 @constraint_family("Unobserved share", cases={Case.PROPORTIONAL}, unit="-")
 def unobserved_share(m):
-    r"""s_n \le f_n \quad \forall n \in N^{\varnothing}
+    r"""s_n \le f_n + (1-y) \quad \forall n \in N^{\varnothing}
     A non-focal node fed only by uncertain sources has share 0."""
-    return pyo.Constraint(m.unobserved_interior, rule=lambda m, n: m.share[n] <= m.focal[n])
+    off = 1 - m.on["unobserved_share"]
+    return pyo.Constraint(m.unobserved_interior,
+                          rule=lambda m, n: m.share[n] <= m.focal[n] + off)
 
 
 @constraint_family("Uncertain mixing", cases={Case.PROPORTIONAL})
 def uncertain_mixing(m):
-    r"""x_a = v_a s_{\mathrm{tgt}(a)} \quad \forall a \in A^{U}
+    r"""-(1-y) v_a \le x_a - v_a s_{\mathrm{tgt}(a)} \le (1-y) v_a \quad \forall a \in A^{U}
     Material of unknown origin carries the touched share of the node it enters."""
+    off = 1 - m.on["uncertain_mixing"]
     return pyo.Constraint(
-        m.uncertain_arcs, rule=lambda m, s, t: m.touched[s, t] == m.tonnes[s, t] * m.share[t]
+        m.uncertain_arcs,
+        rule=lambda m, s, t: pyo.inequality(
+            -m.tonnes[s, t] * off, m.touched[s, t] - m.tonnes[s, t] * m.share[t],
+            m.tonnes[s, t] * off),
     )
 
 
@@ -228,7 +264,7 @@ def uncertain_mixing(m):
 
 
 def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.ConcreteModel:
-    """The LP of a network with every registered constraint family, all initially active."""
+    """The LP of a network with every registered constraint family, all switched on."""
     arcs = list(zip(network.arcs["source"], network.arcs["target"]))
     tonnes = dict(zip(arcs, network.arcs["tonnes"].astype(float)))
     stage = network.nodes["stage"].to_dict()
@@ -266,6 +302,9 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
     m.focal = pyo.Param(m.nodes, initialize=0.0, mutable=True, within=pyo.UnitInterval)
     m.weight = pyo.Param(m.product_arcs, initialize=0.0, mutable=True)
     m.release_cap = pyo.Param(m.uncertain_sources, initialize=0.0, mutable=True)
+    names = list(families if families is not None else FAMILIES)
+    m.families = pyo.Set(initialize=names, ordered=True)
+    m.on = pyo.Param(m.families, initialize=1.0, mutable=True, within=pyo.Binary)
 
     m.touched = pyo.Var(m.arcs, bounds=lambda m, s, t: (0.0, m.tonnes[s, t]))
     m.share = pyo.Var(m.interior, bounds=(0.0, 1.0))
@@ -280,7 +319,7 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
         for n in interior
     }
 
-    for name in families if families is not None else FAMILIES:
+    for name in names:
         family = FAMILIES[name]
         component = family.build(m)
         component.doc = f"{family.title}: {family.equation}"
@@ -300,15 +339,18 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
 
 def available_solvers() -> list[str]:
     """Solver names Pyomo knows, for suggestions."""
-    return sorted({DEFAULT_SOLVER, "highs", "glpk", "cbc", "gurobi", "cplex", "scip", "xpress",
-                   "appsi_gurobi", "appsi_cplex", "appsi_cbc", *map(str, pyo.SolverFactory)})
+    return sorted({DEFAULT_SOLVER, APPSI_SOLVER, "highs", "glpk", "cbc", "gurobi", "cplex",
+                   "scip", "xpress", "appsi_gurobi", "appsi_cplex", "appsi_cbc",
+                   *map(str, pyo.SolverFactory)})
 
 
 class VulnerabilityLP:
     """One network's LP and its solver; ``solve`` returns the touched tonnes into the product.
 
-    Parameters change only where they differ from the last solve, and constraint families are
-    switched only when the case changes, so a persistent solver updates instead of rebuilding.
+    The model is built and handed to the solver once. Focal set, product and case are mutable
+    parameters; a persistent solver is sent only the constraints whose parameters changed.
+    ``highspy`` (default) compiles the model to a matrix once; ``appsi_highs`` is Pyomo's
+    persistent interface; any other name is a Pyomo solver sent the whole model every solve.
     """
 
     def __init__(self, network: Network, solver: str = DEFAULT_SOLVER):
@@ -319,19 +361,28 @@ class VulnerabilityLP:
         self._focal: frozenset[str] = frozenset()
         self._product: str | None = None
         self._case: Case | None = None
-        self._solver_attached = False
-        self._persistent = solver == DEFAULT_SOLVER
+        self._kind = {DEFAULT_SOLVER: "matrix", APPSI_SOLVER: "appsi"}.get(solver, "generic")
         self._solver = self._make_solver(solver)
-        self._uses = self._parameter_uses() if self._persistent else ComponentMap()
+        self._uses = self._parameter_uses()
         self._stale = ComponentSet()
         self.set_case(Case.PROPORTIONAL)
-        if self._persistent:
+        if self._kind == "appsi":
             self._solver.set_instance(self.model)
-        self._solver_attached = self._persistent
+        elif self._kind == "matrix":
+            from .solvers import MatrixHighs
+
+            self._solver = MatrixHighs(self.model)
+        self._stale.clear()
+
+    @property
+    def _persistent(self) -> bool:
+        return self._kind != "generic"
 
     def _make_solver(self, name: str):
+        if name == DEFAULT_SOLVER:
+            return None  # made once the model is final, in __init__
         try:
-            if name == DEFAULT_SOLVER:
+            if name == APPSI_SOLVER:
                 from pyomo.contrib.appsi.solvers import Highs
 
                 opt = Highs()
@@ -358,9 +409,9 @@ class VulnerabilityLP:
                 f"solver {name!r} is not available on this machine (install it, or use "
                 f"solver: {DEFAULT_SOLVER})"
             )
-        if self._persistent:
+        if self._kind == "appsi":
             cfg = opt.update_config
-            # Only parameters and activation change between solves; skip the model scans.
+            # Only parameters change between solves; skip the model scans.
             cfg.check_for_new_or_removed_vars = False
             cfg.check_for_new_or_removed_params = False
             cfg.check_for_new_or_removed_constraints = False
@@ -374,14 +425,19 @@ class VulnerabilityLP:
             opt.highs_options = {"output_flag": False}
         return opt
 
-    def _parameter_uses(self) -> dict:
-        """Mutable parameter -> the constraints whose coefficients or bounds use it."""
+    def _parameter_uses(self) -> ComponentMap:
+        """Mutable parameter -> the constraints whose bounds or coefficients use it."""
         from pyomo.core.expr.visitor import identify_mutable_parameters
 
         uses = ComponentMap()
-        for con in self.model.component_data_objects(pyo.Constraint, descend_into=True):
+        for con in self.model.component_data_objects(pyo.Constraint, active=True):
             for p in identify_mutable_parameters(con.expr):
                 uses.setdefault(p, ComponentSet()).add(con)
+        for name in self.model.families:
+            if FAMILIES[name].cases != _ALL and len(getattr(self.model, name)) and \
+                    self.model.on[name] not in uses:
+                raise ValueError(f"constraint family {name} applies in some cases only but "
+                                 f"does not use its switch m.on[{name!r}]")
         return uses
 
     def _set_param(self, param, value: float) -> None:
@@ -391,15 +447,16 @@ class VulnerabilityLP:
 
     def _refresh(self) -> None:
         """Send the constraints whose parameters changed to the persistent solver again."""
-        if not self._persistent:
-            return
-        helpers = getattr(self._solver, "_mutable_helpers", None)
-        if helpers is None:  # another appsi version: update every parameter (slower, same result)
-            self._solver.update_params()
-        else:
-            for con in self._stale:
-                for helper in helpers.get(con, ()):
-                    helper.update()
+        if self._kind == "matrix":
+            self._solver.update_constraints(self._stale)
+        elif self._kind == "appsi":
+            helpers = getattr(self._solver, "_mutable_helpers", None)
+            if helpers is None:  # another appsi version: update every parameter (same result)
+                self._solver.update_params()
+            else:
+                for con in self._stale:
+                    for helper in helpers.get(con, ()):
+                        helper.update()
         self._stale.clear()
 
     # -- changing the question -------------------------------------------------------------
@@ -408,29 +465,13 @@ class VulnerabilityLP:
         if case == self._case:
             return
         m = self.model
-        added, removed = [], []
-        for family in FAMILIES.values():
-            comp = m.find_component(family.name)
-            if comp is None:
-                continue
-            want = case in family.cases
-            if want and not comp.active:
-                comp.activate()
-                added.extend(comp.values())
-            elif not want and comp.active:
-                comp.deactivate()
-                removed.extend(comp.values())
+        for name in m.families:
+            self._set_param(m.on[name], 1.0 if case in FAMILIES[name].cases else 0.0)
         m.objective.sense = pyo.minimize if case.spec.sense == "minimize" else pyo.maximize
-        if self._persistent and self._solver_attached:
-            # Add before removing: appsi drops a variable the moment no active constraint uses
-            # it, one at a time (quadratic in model size), and would add it back just after.
-            if added:
-                self._solver.add_constraints(added)
-            if removed:
-                self._solver.remove_constraints(removed)
-        if self._persistent and self._solver_attached:
-            self._solver.set_objective(m.objective)
+        if self._kind == "matrix" and self._case is not None:
+            self._solver.forget_basis()
         self._case = case
+        self._objective_changed = True
 
     def set_focal(self, focal_nodes: Iterable[str]) -> None:
         focal_nodes = frozenset(focal_nodes)
@@ -443,9 +484,8 @@ class VulnerabilityLP:
             return
         for a in self.model.product_arcs:
             self.model.weight[a] = 1.0 if a[1] == product else 0.0
-        if self._solver_attached:
-            self._solver.set_objective(self.model.objective)
         self._product = product
+        self._objective_changed = True
 
     def release_cap(self) -> float:
         """P_F: focal mine and refining output plus focal cathode output into the product."""
@@ -470,17 +510,25 @@ class VulnerabilityLP:
             cap = self.release_cap()
             for u in m.uncertain_sources:
                 self._set_param(m.release_cap[u], min(m.outflow[u], cap))
-        if self._persistent:
-            self._refresh()
-            return self._solve_persistent()
-        return self._solve_generic()
+        if self._kind == "generic":
+            return self._solve_generic()
+        self._refresh()
+        if self._objective_changed:
+            self._solver.set_objective(m.objective)
+            self._objective_changed = False
+        if self._kind == "matrix":
+            status, value = self._solver.solve()
+            if status != "Optimal":
+                raise self._status_error(status)
+            return value
+        return self._solve_appsi()
 
     def _status_error(self, status) -> SolverError:
         where = f"{self.network.material or self.network.origin}, product {self._product}, " \
                 f"case {self._case.value}"
         return SolverError(f"solver {self.solver_name!r} returned status {status!s} ({where})")
 
-    def _solve_persistent(self) -> float:
+    def _solve_appsi(self) -> float:
         from pyomo.contrib.appsi.base import TerminationCondition
 
         res = self._solver.solve(self.model)
@@ -501,6 +549,10 @@ class VulnerabilityLP:
 
     def touched_flows(self) -> dict[tuple[str, str], float]:
         """Touched tonnes per arc in the last solution."""
-        if self._persistent:
-            self._solver.load_vars([self.model.touched[a] for a in self.model.arcs])
-        return {a: float(self.model.touched[a].value or 0.0) for a in self.model.arcs}
+        touched = self.model.touched
+        if self._kind == "matrix":
+            x = self._solver.values(touched[a] for a in self.model.arcs)
+            return {a: float(x[touched[a]]) for a in self.model.arcs}
+        if self._kind == "appsi":
+            self._solver.load_vars([touched[a] for a in self.model.arcs])
+        return {a: float(touched[a].value or 0.0) for a in self.model.arcs}
