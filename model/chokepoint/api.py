@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import xarray as xr
 
 from .cases import Case
 from .chemistry import DEFAULT_PAIRS, Pair, parse_pair
-from .errors import NetworkError
+from .errors import NetworkError, ScenarioError
 from .focal import FocalSet, parse_focal
-from .index import Indices, compute
+from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER
 from .network import Network
 from .results import table, to_dataset, write
@@ -37,12 +39,20 @@ def load_network(path: str | Path, material: str | None = None,
 
 
 def build_networks(materials: Iterable[str], year: int = 2020, profile: str = "paper",
-                   data: str | Path | None = None) -> dict[str, Network]:
-    """Networks built from the statistics under ``data/`` (the material-flow step)."""
+                   data: str | Path | None = None, edits: Sequence = (),
+                   where: str = "edits") -> dict[str, Network]:
+    """Networks built from the statistics under ``data/`` (the material-flow step), after the
+    counterfactual ``edits`` (see :mod:`chokepoint.counterfactual`)."""
+    from .counterfactual import apply_edits
     from .inputs import Inputs
+
+    inputs = apply_edits(Inputs.load(year, data), edits, where)
+    return build_from_inputs(materials, inputs, profile)
+
+
+def build_from_inputs(materials: Iterable[str], inputs, profile: str) -> dict[str, Network]:
     from .mfa import build_network
 
-    inputs = Inputs.load(year, data)
     return {m: build_network(m, inputs, profile) for m in materials}
 
 
@@ -101,37 +111,44 @@ class RunResult:
 
     @property
     def table(self) -> str:
-        return table(self.indices.vulnerability)
+        """Table 2-shaped text; per variant for a sweep, at the central sample for a
+        sensitivity run (its quantiles are in the dataset and sensitivity_summary.csv)."""
+        vul = self.indices.vulnerability
+        if "sample" in vul:
+            vul = vul[vul["sample"] == 0].drop(columns="sample")
+        if "variant" not in vul:
+            head = "central values (sample 0)\n" if "sample" in self.indices.vulnerability \
+                else ""
+            return head + table(vul)
+        labels = self.dataset["variant_label"].values
+        return "\n".join(f"variant {v}: {labels[v]}\n" + table(block.drop(columns="variant"))
+                         for v, block in vul.groupby("variant", sort=True))
 
 
 def prepare(scenario: Scenario | str | Path):
-    """Everything a run needs, checked before any solve: scenario, networks, focal sets."""
+    """Everything a single run needs, checked before any solve: scenario, networks, focal sets
+    (the scenario's own values; sweeps and samples are :func:`run`'s)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     spec = scenario.spec
     folder = scenario.flows_dir()
     if folder is None:
-        networks = build_networks(scenario.materials, spec.network.year, spec.network.profile)
+        networks = build_networks(scenario.materials, spec.network.year, spec.network.profile,
+                                  edits=spec.edits, where=scenario.where(("edits",)))
     else:
+        if spec.edits:
+            raise ScenarioError(f"{scenario.where(('edits',))}: edits change the statistics: "
+                                "they need networks built from data/ (remove network.flows)")
         networks = load_networks(folder, scenario.materials, spec.network.year,
                                  spec.network.close_imbalances)
-    focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)))
+    focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)),
+                             blocs=scenario.blocs())
     return scenario, networks, focal_sets
 
 
-def run(
-    scenario: Scenario | str | Path,
-    out: str | Path | None = None,
-    write_files: bool = True,
-    progress: bool | None = None,
-) -> RunResult:
-    """Run a scenario; writes ``vulnerability.csv``, ``stage_contributions.csv`` and
-    ``results.nc`` to ``out`` (default ``results/<name>/``) unless ``write_files`` is False."""
-    scenario, networks, focal_sets = prepare(scenario)
+def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> dict:
     spec = scenario.spec
-    indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
-                      decompose=spec.stage_contributions, progress=progress)
-    attrs = {
+    return {
         "scenario": spec.name,
         "description": spec.description,
         "solver": spec.solver,
@@ -140,16 +157,60 @@ def run(
         "profile": spec.network.profile if spec.network.flows is None else "flows",
         "focal_sets": {fs.label: fs.describe() for fs in focal_sets},
         "pairs": [str(p) for p in scenario.pairs],
+        "edits": [e.describe() for e in spec.edits],
         "materials_in_aggregate": {
             c: sorted({p.material for p in scenario.pairs if p.chemistry == c})
             for c in dict.fromkeys(p.chemistry for p in scenario.pairs)},
         "source_method": "Cheng, Fuchs, Karplus & Michalek, Nature Communications 15, 2143 "
                          "(2024), doi:10.1038/s41467-024-46418-1",
     }
-    ds = to_dataset(indices, attrs)
-    out_dir = None
-    if write_files:
-        out_dir = Path(out) if out else Path("results") / spec.name
-        write(indices, ds, out_dir)
-    return RunResult(scenario, indices, ds, out_dir)
 
+
+def run(
+    scenario: Scenario | str | Path,
+    out: str | Path | None = None,
+    write_files: bool = True,
+    progress: bool | None = None,
+    workers: int | None = None,
+    dask: str | None = None,
+) -> RunResult:
+    """Run a scenario (every variant and sample of it); writes ``vulnerability.csv``,
+    ``stage_contributions.csv`` and ``results.nc`` (plus ``sensitivity_summary.csv`` for a
+    sensitivity run) to ``out`` (default ``results/<name>/``) unless ``write_files`` is False.
+
+    Several tasks run on ``workers`` processes (default: every core), or on a Dask cluster
+    (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
+    """
+    from .sweep import PartStore, execute, make_tasks
+
+    scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
+    spec = scenario.spec
+    workers = workers or os.cpu_count() or 1
+    variants, samples, tasks = make_tasks(scenario, scenario.blocs(), workers=workers)
+    out_dir = Path(out) if out else Path("results") / spec.name
+    store = PartStore(out_dir, tasks) if write_files and len(tasks) > 1 else None
+    if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
+        indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
+                          decompose=spec.stage_contributions, progress=progress)
+    else:
+        done = dict((t.key, r) for t, r in execute(tasks, store, workers, dask, progress))
+        if store:
+            done.update((t.key, store.load(t)) for t in tasks if t.key not in done)
+        parts = [done[t.key] for t in tasks]
+        vul = pd.concat([v for v, _ in parts], ignore_index=True)
+        stages = pd.concat([s for _, s in parts], ignore_index=True)
+        if len(variants) == 1:
+            vul, stages = vul.drop(columns="variant"), stages.drop(columns="variant")
+        if not spec.sensitivity:
+            vul, stages = vul.drop(columns="sample"), stages.drop(columns="sample")
+        indices = Indices(vul, stages, Timings())
+    attrs = _attrs(scenario, networks, focal_sets)
+    ds = to_dataset(indices, attrs, variants=variants if len(variants) > 1 else None,
+                    samples=samples if spec.sensitivity else None,
+                    quantiles=spec.sensitivity.quantiles if spec.sensitivity else None)
+    written = None
+    if write_files:
+        written = write(indices, ds, out_dir)
+        if store:
+            store.clear()
+    return RunResult(scenario, indices, ds, written)

@@ -26,7 +26,7 @@ def _supply(net: Network, product: str) -> float:
 def release_cap(net: Network, focal: frozenset[str], product: str) -> float:
     """P_F: focal mine and refining output plus focal cathode output into the product."""
     stage, flow = net.nodes["stage"], net.node_flow()
-    cap = sum(flow.outflow[n] for n in focal if stage[n] in (Stage.MINE, Stage.REFINING))
+    cap = sum(flow.outflow[n] for n in focal if stage[n].is_primary or stage[n] is Stage.REFINING)
     arcs = net.arcs
     into = arcs[(arcs["target"] == product) & arcs["source"].isin(
         [n for n in focal if stage[n] is Stage.CATHODE_POOL])]

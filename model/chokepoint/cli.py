@@ -25,6 +25,28 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
     r.add_argument("--quiet", action="store_true", help="do not print the table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="processes for a sweep's tasks (default: every core)")
+    r.add_argument("--dask", metavar="ADDR", help="run a sweep's tasks on Dask: 'local' (a "
+                   "LocalCluster on this machine) or tcp://HOST:PORT (a running scheduler)")
+
+    rk = sub.add_parser("rank", help="every country (and bloc) of a year's networks as a focal "
+                        "set, for every pair and case: a ranked table")
+    rk.add_argument("--year", type=int, default=2020)
+    rk.add_argument("--profile", default="paper", help="paper (default) or complete")
+    rk.add_argument("--blocs", nargs="?", const="scenarios/blocs.yaml", metavar="FILE",
+                    help="also rank the blocs of FILE (default scenarios/blocs.yaml)")
+    rk.add_argument("--top", type=int, default=10, help="rows printed per pair (default 10)")
+    rk.add_argument("--out", metavar="DIR", help="where ranking.csv goes "
+                    "(default results/rank-<year>/)")
+
+    nw = sub.add_parser("narrow", help="which intranational splits and uncertain sources drive "
+                        "a focal set's band between the bounds")
+    nw.add_argument("scenario", help="scenario YAML file (its networks and focal sets)")
+    nw.add_argument("--focal", required=True, help="focal set label of the scenario")
+    nw.add_argument("--pair", required=True, help="chemistry-material pair, e.g. NCM-cobalt")
+    nw.add_argument("--top", type=int, default=15, help="rows printed (default 15)")
+    nw.add_argument("--out", metavar="FILE", help="also write the full table as CSV")
 
     v = sub.add_parser("validate", help="check a scenario and its networks without solving")
     v.add_argument("scenario", help="scenario YAML file")
@@ -71,7 +93,10 @@ def _run(args) -> int:
     from .api import run
 
     t = time.perf_counter()
-    result = run(args.scenario, out=args.out, progress=False if args.no_progress else None)
+    if args.workers is not None and args.workers < 1:
+        raise ChokepointError(f"--workers: expected a positive number, got {args.workers}")
+    result = run(args.scenario, out=args.out, progress=False if args.no_progress else None,
+                 workers=args.workers, dask=args.dask)
     if not args.quiet:
         print(result.table, end="")
     n = len(result.indices.vulnerability)
@@ -80,12 +105,62 @@ def _run(args) -> int:
     return 0
 
 
+def _rank(args) -> int:
+    import os
+    from pathlib import Path
+
+    from .focal import load_blocs
+    from .ranking import rank, render
+
+    blocs = load_blocs(args.blocs) if args.blocs else None
+    t = time.perf_counter()
+    df = rank(args.year, args.profile, blocs)
+    print(render(df, args.top), end="")
+    out = Path(args.out or f"results/rank-{args.year}") / "ranking.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    df.to_csv(tmp, index=False, float_format="%.10g")
+    os.replace(tmp, out)
+    print(f"wrote {out} ({len(df)} indices, {time.perf_counter() - t:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def _narrow(args) -> int:
+    from .api import prepare
+    from .chemistry import parse_pair
+    from .errors import ScenarioError, did_you_mean
+    from .narrow import band_drivers, render
+
+    scenario, networks, focal_sets = prepare(args.scenario)
+    labels = {fs.label: fs for fs in focal_sets}
+    if args.focal not in labels:
+        raise ScenarioError(f"--focal: no focal set {args.focal!r} in {args.scenario}"
+                            f"{did_you_mean(args.focal, list(labels))}")
+    pair = parse_pair(args.pair, "--pair")
+    if pair.material not in networks:
+        raise ScenarioError(f"--pair: {args.scenario} has no {pair.material} network "
+                            f"(its pairs: {', '.join(map(str, scenario.pairs))})")
+    net = networks[pair.material]
+    table = band_drivers(net, labels[args.focal].nodes(net), pair.chemistry,
+                         scenario.spec.solver)
+    print(render(table, args.focal, str(pair), args.top), end="")
+    if args.out:
+        table.to_csv(args.out, index=False, float_format="%.10g")
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _validate(args) -> int:
     from .api import prepare
 
+    from .sweep import make_tasks
+
     scenario, networks, focal_sets = prepare(args.scenario)
+    variants, samples, _ = make_tasks(scenario, scenario.blocs())
+    extra = (f", {len(variants)} variants" if len(variants) > 1 else "") + \
+        (f", {len(samples)} samples" if scenario.spec.sensitivity else "")
     print(f"{args.scenario}: ok: {len(focal_sets)} focal sets, {len(scenario.pairs)} pairs, "
-          f"{len(scenario.cases)} cases, networks: {', '.join(networks)}")
+          f"{len(scenario.cases)} cases{extra}, networks: {', '.join(networks)}")
     return 0
 
 
@@ -159,7 +234,7 @@ def _math(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "validate": _validate, "bench": _bench, "math": _math,
+    commands = {"run": _run, "rank": _rank, "narrow": _narrow, "validate": _validate, "bench": _bench, "math": _math,
                 "data": _data, "network": _network}
     try:
         return commands[args.command](args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import countries
 from .errors import ScenarioError, did_you_mean
@@ -77,22 +78,68 @@ class FocalSet:
         return "; ".join(parts) or "(empty)"
 
 
-def parse_focal(spec: Mapping, known_owners: list[str], where: str = "focal") -> list[FocalSet]:
+def load_blocs(path: str | Path) -> dict[str, dict]:
+    """Named blocs from a YAML file: name -> {description, countries[, stages]}."""
+    import yaml
+
+    from .errors import read_text
+
+    path = Path(path)
+    try:
+        blocs = yaml.safe_load(read_text(path, "blocs file", ScenarioError)) or {}
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(blocs, dict):
+        raise ScenarioError(f"{path}: a blocs file maps bloc names to lists of countries")
+    out = {}
+    for name, body in blocs.items():
+        body = {"countries": body} if isinstance(body, list) else body
+        if not isinstance(body, dict) or "countries" not in body:
+            raise ScenarioError(f"{path}: bloc {name!r}: give a list of countries")
+        out[str(name)] = {"description": body.get("description", str(name)),
+                          **{k: v for k, v in body.items() if k in ("countries", "stages")}}
+    return out
+
+
+def _expand_bloc(body: Mapping, blocs: Mapping[str, dict] | None, here: str) -> dict:
+    """``{bloc: NAME[, stages]}`` -> the bloc's ``{countries, stages}``."""
+    name = str(body["bloc"])
+    extra = set(body) - {"bloc", "stages"}
+    if extra:
+        bad = sorted(extra)[0]
+        raise ScenarioError(f"{here}: unknown key {bad!r}{did_you_mean(bad, ['bloc', 'stages'])}")
+    blocs = blocs or {}
+    if name not in blocs:
+        raise ScenarioError(f"{here}.bloc: unknown bloc {name!r}"
+                            f"{did_you_mean(name, list(blocs))}; known: "
+                            f"{', '.join(blocs) or 'none (no blocs file)'}")
+    out = {"countries": list(blocs[name]["countries"])}
+    stages = body.get("stages", blocs[name].get("stages"))
+    if stages is not None:
+        out["stages"] = stages
+    return out
+
+
+def parse_focal(spec: Mapping, known_owners: list[str], where: str = "focal",
+                blocs: Mapping[str, dict] | None = None) -> list[FocalSet]:
     """Focal sets from the scenario mapping ``label -> members``.
 
     A member is a country name, or ``{country: NAME, stages: [...]}``; a set may also be
-    ``{countries: [...], stages: [...]}`` to restrict every member alike.
+    ``{countries: [...], stages: [...]}`` to restrict every member alike, or
+    ``{bloc: NAME[, stages: [...]]}`` for a bloc of ``blocs`` (see :func:`load_blocs`).
     """
     out = []
     for label, body in spec.items():
         here = f"{where}.{label}"
         stages = ALL_STAGES
+        if isinstance(body, Mapping) and "bloc" in body:
+            body = _expand_bloc(body, blocs, here)
         if isinstance(body, Mapping):
             extra = set(body) - {"countries", "stages"}
             if extra:
                 bad = sorted(extra)[0]
                 raise ScenarioError(f"{here}: unknown key {bad!r}"
-                                    f"{did_you_mean(bad, ['countries', 'stages'])}")
+                                    f"{did_you_mean(bad, ['countries', 'stages', 'bloc'])}")
             stages = parse_stages(body.get("stages", ALL_STAGES), f"{here}.stages")
             body = body.get("countries", [])
         if isinstance(body, str):

@@ -112,6 +112,10 @@ class Inputs:
     def refining(self, material: str) -> dict[str, float]:
         return self._by_country("refining", material)
 
+    def recycling(self, material: str) -> list[dict]:
+        """Recyclers added by counterfactual edits: owner, into, material, tonnes."""
+        return [r for r in self.production.get("recycling", []) if r["material"] == material]
+
     def refines_by_region(self, material: str) -> bool:
         return bool(self.production["refining"][material].get("by_region", False))
 

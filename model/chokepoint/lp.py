@@ -51,7 +51,8 @@ SYMBOLS: dict[str, Symbol] = {
                "Refining pools, refiners and cathode pools: nodes that pass material on."),
         Symbol("ownable_arcs", "set", r"A^{\mathrm{own}}", "Arcs out of country nodes",
                "Arcs leaving a mine or an interior node, which a focal country can own."),
-        Symbol("mine_arcs", "set", r"A^{\mathrm{mine}}", "Mine arcs", "Arcs leaving a mine."),
+        Symbol("mine_arcs", "set", r"A^{\mathrm{mine}}", "Mine arcs",
+               "Arcs leaving a mine or a recycler (a country's primary sources)."),
         Symbol("uncertain_sources", "set", r"U", "Uncertain sources",
                "MRMT, URMS, UARP, TFCR, TFCM: material of unknown origin."),
         Symbol("uncertain_arcs", "set", r"A^{U}", "Uncertain arcs",
@@ -82,6 +83,10 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("release_cap", "param", r"c_u", "Uncertain-source cap",
                "Pessimistic B: min(outflow of u, P_F), with P_F the focal set's mine and "
                "refining output plus its cathode output into the product (mutable).", "t"),
+        Symbol("pinned", "param", r"p_n", "Pinned split",
+               "1 to split node n's touched outflow pro rata over its arcs in every case, as "
+               "proportional mixing does (mutable; the band-narrowing analysis pins one node at "
+               "a time), else 0.", "-"),
         Symbol("on", "param", r"y_k", "Family switch",
                "1 if constraint family k applies in the case being solved, else 0 (mutable). "
                "In each family's equation y is its own switch; switched off, the family's "
@@ -209,14 +214,16 @@ def uncertain_release(m):
 
 @constraint_family("Proportional mixing", cases={Case.PROPORTIONAL})
 def proportional_mixing(m):
-    r"""-(1-y) v_a \le x_a - v_a s_{\mathrm{src}(a)} \le (1-y) v_a \quad \forall a \in A^{\mathrm{int}}
-    Every arc out of an interior node carries the node's touched share."""
+    r"""-(1-y)(1-p_n) v_a \le x_a - v_a s_n \le (1-y)(1-p_n) v_a \quad \forall a \in A^{\mathrm{int}}, n = \mathrm{src}(a)
+    Every arc out of an interior node carries the node's touched share (in the proportional
+    case, or at a node whose split is pinned)."""
     off = 1 - m.on["proportional_mixing"]
     return pyo.Constraint(
         m.interior_out_arcs,
         rule=lambda m, s, t: pyo.inequality(
-            -m.tonnes[s, t] * off, m.touched[s, t] - m.tonnes[s, t] * m.share[s],
-            m.tonnes[s, t] * off),
+            -m.tonnes[s, t] * off * (1 - m.pinned[s]),
+            m.touched[s, t] - m.tonnes[s, t] * m.share[s],
+            m.tonnes[s, t] * off * (1 - m.pinned[s])),
     )
 
 
@@ -282,9 +289,9 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
     m.arcs = pyo.Set(initialize=arcs, dimen=2, ordered=True)
     m.interior = pyo.Set(initialize=interior, ordered=True)
     m.ownable_arcs = pyo.Set(
-        initialize=[a for a in arcs if stage[a[0]] is Stage.MINE or stage[a[0]].is_interior],
+        initialize=[a for a in arcs if stage[a[0]].is_primary or stage[a[0]].is_interior],
         dimen=2, ordered=True)
-    m.mine_arcs = pyo.Set(initialize=[a for a in arcs if stage[a[0]] is Stage.MINE], dimen=2)
+    m.mine_arcs = pyo.Set(initialize=[a for a in arcs if stage[a[0]].is_primary], dimen=2)
     m.uncertain_sources = pyo.Set(initialize=uncertain, ordered=True)
     m.uncertain_arcs = pyo.Set(initialize=[a for a in arcs if a[0] in set(uncertain)], dimen=2)
     m.product_arcs = pyo.Set(
@@ -302,6 +309,7 @@ def build_model(network: Network, families: Iterable[str] | None = None) -> pyo.
     m.focal = pyo.Param(m.nodes, initialize=0.0, mutable=True, within=pyo.UnitInterval)
     m.weight = pyo.Param(m.product_arcs, initialize=0.0, mutable=True)
     m.release_cap = pyo.Param(m.uncertain_sources, initialize=0.0, mutable=True)
+    m.pinned = pyo.Param(m.interior, initialize=0.0, mutable=True, within=pyo.Binary)
     names = list(families if families is not None else FAMILIES)
     m.families = pyo.Set(initialize=names, ordered=True)
     m.on = pyo.Param(m.families, initialize=1.0, mutable=True, within=pyo.Binary)
@@ -488,11 +496,12 @@ class VulnerabilityLP:
         self._objective_changed = True
 
     def release_cap(self) -> float:
-        """P_F: focal mine and refining output plus focal cathode output into the product."""
+        """P_F: focal mine (and recycling) and refining output plus focal cathode output into
+        the product."""
         m, total = self.model, 0.0
         for n in self._focal:
             st = self._stage[n]
-            if st in (Stage.MINE, Stage.REFINING):
+            if st.is_primary or st is Stage.REFINING:
                 total += m.outflow[n]
             elif st is Stage.CATHODE_POOL:
                 total += sum(m.tonnes[a] for a in m.out_arcs[n] if a[1] == self._product)
@@ -500,16 +509,25 @@ class VulnerabilityLP:
 
     # -- solving ---------------------------------------------------------------------------
 
-    def solve(self, focal_nodes: Iterable[str], product: str, case: Case) -> float:
-        """Touched tonnes into ``product`` for this focal node set and case."""
+    def pin(self, nodes: Iterable[str]) -> None:
+        """Pin the split of these interior nodes (and unpin every other)."""
+        nodes = set(nodes)
+        for n in self.model.interior:
+            self._set_param(self.model.pinned[n], 1.0 if n in nodes else 0.0)
+
+    def solve(self, focal_nodes: Iterable[str], product: str, case: Case,
+              clean: Iterable[str] = ()) -> float:
+        """Touched tonnes into ``product`` for this focal node set and case; uncertain sources
+        in ``clean`` carry no touched material even in pessimistic B."""
         self.set_case(case)
         self.set_focal(focal_nodes)
         self.set_product(product)
         m = self.model
         if case is Case.PESSIMISTIC_B:
             cap = self.release_cap()
+            clean = set(clean)
             for u in m.uncertain_sources:
-                self._set_param(m.release_cap[u], min(m.outflow[u], cap))
+                self._set_param(m.release_cap[u], 0.0 if u in clean else min(m.outflow[u], cap))
         if self._kind == "generic":
             return self._solve_generic()
         self._refresh()

@@ -18,6 +18,7 @@ Follows method.md section 2. Every arc records the rule that made it (``provenan
 ``raw_trade``               e_mine -> i_ref_poss: a miner's exports to a refiner
 ``raw_to_non_refiner``      e_mine -> TTCR: a miner's exports to a country that does not refine
 ``raw_from_non_miner``      TFCM -> i_ref_poss: exports of non-miners to a refiner
+``recycling``               o_recyc -> i_ref_poss: recovered material (counterfactual edits)
 ==========================  =================================================================
 """
 
@@ -145,6 +146,10 @@ def build_network(material: str, inputs: Inputs, profile: str = "paper") -> Netw
            senders={m: v for m, v in mine.items() if m != "Other"}, receivers=set(refining),
            sender_stage=mine_, receiver_stage=ref_poss, outside=TTCR, unknown=TFCM,
            rules=("raw_trade", "raw_to_non_refiner", "raw_from_non_miner"))
+
+    for r in inputs.recycling(material):
+        b.add(_n(r["owner"], Stage.RECYCLING), _n(refiner(r["into"]), ref_poss), r["tonnes"],
+              "recycling")
 
     # 7 and 9. refining pools balance (a zero shortfall arc is kept, as the published flows do)
     for r, produced in refining.items():

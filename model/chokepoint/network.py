@@ -29,6 +29,7 @@ class Stage(Enum):
     """Where a node sits in the supply chain, upstream to downstream."""
 
     MINE = "mine"
+    RECYCLING = "recycling"  # recovered material, a primary source like a mine
     REFINING_POOL = "refining_pool"
     REFINING = "refining"
     PRECURSOR = "precursor"
@@ -42,7 +43,12 @@ class Stage(Enum):
 
     @property
     def is_source(self) -> bool:
-        return self in (Stage.MINE, Stage.UNCERTAIN_SOURCE)
+        return self in (Stage.MINE, Stage.RECYCLING, Stage.UNCERTAIN_SOURCE)
+
+    @property
+    def is_primary(self) -> bool:
+        """A country's own source of material: a mine or a recycler."""
+        return self in (Stage.MINE, Stage.RECYCLING)
 
     @property
     def is_sink(self) -> bool:
@@ -60,6 +66,7 @@ SUFFIXES: dict[str, Stage] = {
     "_cath_poss": Stage.CATHODE_POOL,
     "_ref_poss": Stage.REFINING_POOL,
     "_mine": Stage.MINE,
+    "_recyc": Stage.RECYCLING,
     "_ref": Stage.REFINING,
     # further stages of longer supply chains (synthetic networks, users' own)
     "_prec": Stage.PRECURSOR,
@@ -72,6 +79,7 @@ SUFFIXES: dict[str, Stage] = {
 #: The refining pool belongs to refining: it is the raw material a refiner has acquired.
 FOCAL_STAGES: dict[str, tuple[Stage, ...]] = {
     "mining": (Stage.MINE,),
+    "recycling": (Stage.RECYCLING,),
     "refining": (Stage.REFINING_POOL, Stage.REFINING),
     "precursor": (Stage.PRECURSOR,),
     "cathode": (Stage.CATHODE_POOL,),

@@ -20,11 +20,16 @@ from .index import AGGREGATE, Indices
 VULNERABILITY_CSV = "vulnerability.csv"
 STAGES_CSV = "stage_contributions.csv"
 DATASET_NC = "results.nc"
+SENSITIVITY_CSV = "sensitivity_summary.csv"
 
 
-def to_dataset(indices: Indices, attrs: dict | None = None) -> xr.Dataset:
-    """Both tables in one Dataset with dims (focal, chemistry, material, case[, stage])."""
-    keys = ["focal", "chemistry", "material", "case"]
+def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, samples=None,
+               quantiles=None) -> xr.Dataset:
+    """Both tables in one Dataset with dims ([variant,] [sample,] focal, chemistry, material,
+    case[, stage]); a sweep's variants carry their swept values as coordinates, samples their
+    factors, and ``vi_quantile`` summarises the drawn samples."""
+    lead = [k for k in ("variant", "sample") if k in indices.vulnerability.columns]
+    keys = lead + ["focal", "chemistry", "material", "case"]
     vi = indices.vulnerability.set_index(keys)["vi"].to_xarray()
     data = {"vi": vi}
     if not indices.stages.empty:
@@ -61,6 +66,24 @@ def to_dataset(indices: Indices, attrs: dict | None = None) -> xr.Dataset:
     ds["case"].attrs["description"] = "case of the index; each case's definition is an attr"
     ds["material"].attrs["description"] = (
         f"material of the network; {AGGREGATE!r} is the chemistry aggregate")
+    if variants is not None:
+        ds = ds.assign_coords(variant_label=("variant", [v.label for v in variants]))
+        ds["variant"].attrs["description"] = "sweep variant; its swept values are coordinates"
+        for key in dict.fromkeys(k for v in variants for k in v.coords):
+            ds = ds.assign_coords({key: ("variant", [v.coords.get(key, "") for v in variants])})
+    if samples is not None:
+        for j, p in enumerate(samples.parameters):
+            name = f"factor_{p.name}"
+            ds = ds.assign_coords({name: ("sample", samples.factors[:, j])})
+            ds[name].attrs.update(units="1", description=f"factor on the central {p.name} "
+                                  f"fraction, {p.distribution} on [{p.low}, {p.high}]")
+        ds["sample"].attrs["description"] = (
+            "sensitivity sample; 0 is the central point (every factor 1), 1.. are drawn")
+        if quantiles:
+            drawn = ds["vi"].sel(sample=ds["sample"] > 0)
+            ds["vi_quantile"] = drawn.quantile(quantiles, dim="sample")
+            ds["vi_quantile"].attrs.update(units="1", description="quantiles of vi over the "
+                                           "drawn samples (sample 0 excluded)")
     ds.attrs.update({k: (v if isinstance(v, (str, int, float)) else json.dumps(v))
                      for k, v in (attrs or {}).items()})
     ds.attrs.setdefault("units", "vi: fraction (0-1) of contained-element tonnes")
@@ -81,6 +104,9 @@ def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path) -> Path:
         if not indices.stages.empty:
             indices.stages.to_csv(tmp / STAGES_CSV, index=False, float_format="%.10g")
         ds.to_netcdf(tmp / DATASET_NC, engine="h5netcdf")
+        if "vi_quantile" in ds:
+            ds["vi_quantile"].to_dataframe().reset_index().to_csv(
+                tmp / SENSITIVITY_CSV, index=False, float_format="%.10g")
         out_dir.mkdir(exist_ok=True)
         for f in tmp.iterdir():
             os.replace(f, out_dir / f.name)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, \
+    model_validator
 
 from .cases import Case
+from .counterfactual import EDIT_KINDS, Edit
 from .chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
 from .errors import ScenarioError, did_you_mean, read_text
 from .lp import DEFAULT_SOLVER
@@ -33,6 +35,44 @@ class NetworkSpec(BaseModel):
         "rules (uncertain source for a shortfall, other sink for a surplus) instead of failing.")
 
 
+class UncertainFraction(BaseModel):
+    """One uncertain fraction of the sensitivity analysis, as a factor range on its value."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str | None = Field(None, description="HS code: its contained fraction.")
+    material: str | None = Field(
+        None, description="With chemistry: that mass fraction. Alone: every HS code of the "
+        "material, each its own parameter.")
+    chemistry: str | None = Field(None, description="Cathode chemistry (with material).")
+    range: tuple[float, float] = Field(
+        description="[low, high] factors on the central value, e.g. [0.5, 1.5] for +-50%.")
+    distribution: Literal["uniform", "triangular"] = Field(
+        "uniform", description="Shape over the range (triangular peaks at factor 1).")
+
+    @model_validator(mode="after")
+    def _target(self):
+        if not 0 < self.range[0] <= 1 <= self.range[1]:
+            raise ValueError("range is [low, high] factors with 0 < low <= 1 <= high")
+        if self.code is None and self.material is None:
+            raise ValueError("give code, material, or chemistry and material")
+        if self.chemistry is not None and (self.material is None or self.code is not None):
+            raise ValueError("a mass fraction is chemistry and material (no code)")
+        return self
+
+
+class SensitivitySpec(BaseModel):
+    """Sampling of uncertain fractions; results get a ``sample`` dimension."""
+
+    model_config = ConfigDict(extra="forbid")
+    samples: int = Field(100, ge=1, le=1_000_000,
+                         description="Samples (grid: points per parameter).")
+    method: Literal["lhs", "mc", "grid"] = Field(
+        "lhs", description="Latin hypercube, Monte Carlo, or a full grid.")
+    seed: int = Field(0, description="Seed: the same seed gives the same samples, bit for bit.")
+    parameters: list[UncertainFraction] = Field(min_length=1)
+    quantiles: list[float] = Field([0.05, 0.5, 0.95], description="Summary quantiles.")
+
+
 class ScenarioSpec(BaseModel):
     """A scenario: which networks, which focal sets, pairs and cases, which solver."""
 
@@ -54,6 +94,21 @@ class ScenarioSpec(BaseModel):
     solver: str = Field(DEFAULT_SOLVER, description="Pyomo solver name.")
     stage_contributions: bool = Field(
         True, description="Also compute the stage decomposition (stage_contributions.csv).")
+    blocs_file: str | None = Field(
+        None, description="YAML of named blocs (focal `{bloc: NAME}`), relative to the scenario; "
+        "default: blocs.yaml beside the scenario, else the project's scenarios/blocs.yaml.")
+    edits: list[Edit] = Field(
+        [], description="Counterfactual edits of the statistics, applied in order before the "
+        f"material-flow step: {', '.join(EDIT_KINDS)}.")
+    sweep: dict[str, list[Any]] = Field(
+        {}, description="Dotted scenario key -> list of values (e.g. network.year: [2019, "
+        "2020], solver: [highspy, glpk], edits: [[], [...]]); the run is their cartesian "
+        "product, each result labelled by its values.")
+    variants: list[dict[str, Any]] = Field(
+        [], description="Explicit variants instead of a product: each a mapping of dotted key "
+        "-> value, with an optional `label`.")
+    sensitivity: SensitivitySpec | None = Field(
+        None, description="Sample uncertain contained and mass fractions.")
 
     @field_validator("focal")
     @classmethod
@@ -120,6 +175,11 @@ class Scenario:
                 f"{self.where(('network', 'profile'))}: unknown profile "
                 f"{spec.network.profile!r}{did_you_mean(spec.network.profile, PROFILES)}; "
                 f"choose from {', '.join(PROFILES)}")
+        from .lp import available_solvers
+
+        if spec.solver not in available_solvers():
+            raise ScenarioError(f"{self.where(('solver',))}: unknown solver {spec.solver!r}"
+                                f"{did_you_mean(spec.solver, available_solvers())}")
         labels = [label.strip().lower() for label in spec.focal]
         if len(set(labels)) != len(labels):
             raise ScenarioError(f"{self.where(('focal',))}: two focal sets share a label")
@@ -141,6 +201,24 @@ class Scenario:
                 break
         file = str(self.path) if self.path else "<scenario>"
         return f"{file}:{line}: {_format_path(loc)}" if line else f"{file}: {_format_path(loc)}"
+
+    def blocs(self) -> dict[str, dict]:
+        """Named blocs: ``blocs_file``, else blocs.yaml beside the scenario, else the project's
+        scenarios/blocs.yaml; {} when there is none."""
+        from .focal import load_blocs
+
+        base = self.path.parent if self.path else Path.cwd()
+        if self.spec.blocs_file:
+            path = (base / self.spec.blocs_file).resolve()
+            if not path.is_file():
+                raise ScenarioError(f"{self.where(('blocs_file',))}: blocs file "
+                                    f"{str(path)!r} does not exist")
+            return load_blocs(path)
+        for path in (base / "blocs.yaml",
+                     Path(__file__).resolve().parents[2] / "scenarios" / "blocs.yaml"):
+            if path.is_file():
+                return load_blocs(path)
+        return {}
 
     def flows_dir(self) -> Path | None:
         """The flows folder, or None when the networks are to be built from data/."""
@@ -181,6 +259,24 @@ def parse_scenario(text: str, path: Path | None = None) -> Scenario:
     return Scenario(spec, path, lines)
 
 
+def _model_at(loc: tuple):
+    """The pydantic model that owns the last key of ``loc`` (for unknown-key suggestions)."""
+    from . import counterfactual
+
+    models = {"network": NetworkSpec, "sensitivity": SensitivitySpec}
+    if len(loc) == 1:
+        return ScenarioSpec
+    if loc[0] == "edits" and len(loc) >= 3:
+        kinds = {"scale_production": counterfactual.ScaleProduction,
+                 "move_production": counterfactual.MoveProduction,
+                 "recycling": counterfactual.Recycling, "scale_trade": counterfactual.ScaleTrade,
+                 "set_fraction": counterfactual.SetFraction}
+        return kinds.get(loc[2])
+    if loc[0] == "sensitivity" and len(loc) >= 3 and loc[1] == "parameters":
+        return UncertainFraction
+    return models.get(loc[0])
+
+
 def _explain(error: ValidationError, file: str, lines: dict[tuple, int]) -> str:
     """All pydantic errors in one line: ``file:line: key: message; ...``."""
     parts = []
@@ -189,12 +285,22 @@ def _explain(error: ValidationError, file: str, lines: dict[tuple, int]) -> str:
         line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         where = f"{file}:{line}" if line else file
         if err["type"] == "extra_forbidden":
-            model = ScenarioSpec if len(loc) == 1 else NetworkSpec
-            msg = (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), model.model_fields)}; "
-                   f"valid keys: {', '.join(model.model_fields)}")
+            model = _model_at(loc)
+            fields = [f.alias or k for k, f in model.model_fields.items()] if model else []
+            msg = (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), fields)}; "
+                   f"valid keys: {', '.join(fields)}")
+        elif err["type"] == "union_tag_invalid":
+            tag = str(err["ctx"]["tag"])
+            msg = f"unknown edit kind {tag!r}{did_you_mean(tag, EDIT_KINDS)}; " \
+                  f"choose from {', '.join(EDIT_KINDS)}"
+        elif err["type"] == "union_tag_not_found":
+            msg = f"an edit needs a kind: one of {', '.join(EDIT_KINDS)}"
         elif err["type"] == "missing":
             msg = "required key is missing"
         else:
             msg = err["msg"]
-        parts.append(f"{where}: {_format_path(loc)}: {msg}")
+        # the discriminator tag is not a key of the file: drop it from the path shown
+        shown = tuple(x for i, x in enumerate(loc)
+                      if not (i == 2 and loc[0] == "edits" and x in EDIT_KINDS))
+        parts.append(f"{where}: {_format_path(shown)}: {msg}")
     return "; ".join(parts)
