@@ -219,6 +219,7 @@ def test_rank_command_writes_ranked_table(tmp_path):
     assert "blocs ranked" in r.stdout
     df = pd.read_csv(tmp_path / "ranking.csv")
     assert set(df["kind"]) == {"country", "bloc"}
+    assert (tmp_path / "ranking_LFP-lithium.png").stat().st_size > 5000
 
 
 def test_band_narrowing_pinning_the_top_split_narrows_by_what_it_reports(tmp_path):

@@ -108,6 +108,7 @@ class RunResult:
     indices: Indices
     dataset: xr.Dataset
     out_dir: Path | None
+    networks: dict | None = None
 
     @property
     def table(self) -> str:
@@ -173,10 +174,12 @@ def run(
     progress: bool | None = None,
     workers: int | None = None,
     dask: str | None = None,
+    report: bool = False,
 ) -> RunResult:
     """Run a scenario (every variant and sample of it); writes ``vulnerability.csv``,
     ``stage_contributions.csv`` and ``results.nc`` (plus ``sensitivity_summary.csv`` for a
-    sensitivity run) to ``out`` (default ``results/<name>/``) unless ``write_files`` is False.
+    sensitivity run, and ``report.html`` with ``figures/`` when ``report``) to ``out`` (default
+    ``results/<name>/``) unless ``write_files`` is False.
 
     Several tasks run on ``workers`` processes (default: every core), or on a Dask cluster
     (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
@@ -209,8 +212,17 @@ def run(
                     samples=samples if spec.sensitivity else None,
                     quantiles=spec.sensitivity.quantiles if spec.sensitivity else None)
     written = None
+    extra = None
+    if report:
+        from .report import write_report
+
+        first = focal_sets[0]
+        text = scenario.path.read_text(encoding="utf-8") if scenario.path else ""
+        extra = lambda tmp: write_report(  # noqa: E731
+            ds, networks, text, tmp, {m: first.nodes(n) for m, n in networks.items()},
+            first.label)
     if write_files:
-        written = write(indices, ds, out_dir)
+        written = write(indices, ds, out_dir, extra)
         if store:
             store.clear()
-    return RunResult(scenario, indices, ds, written)
+    return RunResult(scenario, indices, ds, written, dict(networks))

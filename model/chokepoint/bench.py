@@ -226,6 +226,8 @@ SCALE_SIZES = (25, 50, 100, 200)
 SCALE_STAGES = 7
 #: A solver that needs longer than this (build + four cases) at one size skips larger sizes.
 SCALE_BUDGET_S = 60.0
+#: A solver still running after this at one size is stopped (and skips the larger sizes).
+SCALE_TIMEOUT_S = 300.0
 
 
 def _run_scale(countries: int, stages: int, solver: str, repeat: int) -> tuple[dict, dict]:
@@ -264,10 +266,20 @@ def _run_scale(countries: int, stages: int, solver: str, repeat: int) -> tuple[d
     return _times({"net": net}, walls, solves, build, len(values)), values
 
 
-def _in_fresh_process(fn, *args):
+def _in_fresh_process(fn, *args, timeout: float | None = None):
+    """``fn(*args)`` in a new process (its own peak memory); TimeoutError after ``timeout`` s,
+    the process killed."""
+    import multiprocessing.pool
+
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(fn, *args).result()
+    pool = ctx.Pool(1)
+    try:
+        return pool.apply_async(fn, args).get(timeout)
+    except multiprocessing.TimeoutError:
+        raise TimeoutError(f"no result after {timeout:.0f} s") from None
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3, log=print,
@@ -317,7 +329,16 @@ def _bench_scale(solvers, repeat, sizes, log) -> list[SuiteResult]:
                     out.append(row)
                 continue
             log(f"scale: N={n}: {solver} ...")
-            times, values = _in_fresh_process(_run_scale, n, SCALE_STAGES, solver, repeat)
+            try:
+                times, values = _in_fresh_process(_run_scale, n, SCALE_STAGES, solver, repeat,
+                                                  timeout=SCALE_TIMEOUT_S)
+            except TimeoutError:
+                row.status = f"stopped: N={n} took over {SCALE_TIMEOUT_S:.0f} s"
+                too_slow[solver] = row.status[len("stopped: "):]
+                log(f"scale: N={n}: {solver}: {row.status}")
+                if solver in solvers:
+                    out.append(row)
+                continue
             for k, v in times.items():
                 setattr(row, k, v)
             if times["wall_s"] > SCALE_BUDGET_S:

@@ -25,10 +25,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
     r.add_argument("--quiet", action="store_true", help="do not print the table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--report", action="store_true", help="also write report.html and figures/")
     r.add_argument("--workers", type=int, metavar="N",
                    help="processes for a sweep's tasks (default: every core)")
     r.add_argument("--dask", metavar="ADDR", help="run a sweep's tasks on Dask: 'local' (a "
                    "LocalCluster on this machine) or tcp://HOST:PORT (a running scheduler)")
+
+    rp = sub.add_parser("report", help="run a scenario and write results/<name>/report.html "
+                        "(table, figures, scenario, provenance) and figures/")
+    rp.add_argument("scenario", help="scenario YAML file")
+    rp.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
+    rp.add_argument("--quiet", action="store_true", help="do not print the table")
+    rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rp.add_argument("--workers", type=int, metavar="N", help="as for run")
+    rp.add_argument("--dask", metavar="ADDR", help="as for run")
+    rp.set_defaults(report=True)
 
     rk = sub.add_parser("rank", help="every country (and bloc) of a year's networks as a focal "
                         "set, for every pair and case: a ranked table")
@@ -96,12 +107,12 @@ def _run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ChokepointError(f"--workers: expected a positive number, got {args.workers}")
     result = run(args.scenario, out=args.out, progress=False if args.no_progress else None,
-                 workers=args.workers, dask=args.dask)
+                 workers=args.workers, dask=args.dask, report=args.report)
     if not args.quiet:
         print(result.table, end="")
     n = len(result.indices.vulnerability)
-    print(f"wrote {result.out_dir}/ ({n} indices, {time.perf_counter() - t:.2f} s)",
-          file=sys.stderr)
+    print(f"wrote {result.out_dir}/ ({n} indices, {time.perf_counter() - t:.2f} s)"
+          + (f"; open {result.out_dir / 'report.html'}" if args.report else ""), file=sys.stderr)
     return 0
 
 
@@ -121,6 +132,12 @@ def _rank(args) -> int:
     tmp = out.with_suffix(".tmp")
     df.to_csv(tmp, index=False, float_format="%.10g")
     os.replace(tmp, out)
+    from . import figures
+
+    countries_only = df[df["kind"] == "country"]
+    for (chem, mat), _ in countries_only.groupby(["chemistry", "material"]):
+        figures.save(figures.ranking(countries_only, chem, mat, args.top),
+                     out.parent / f"ranking_{chem}-{mat}")
     print(f"wrote {out} ({len(df)} indices, {time.perf_counter() - t:.2f} s)", file=sys.stderr)
     return 0
 
@@ -234,7 +251,7 @@ def _math(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "rank": _rank, "narrow": _narrow, "validate": _validate, "bench": _bench, "math": _math,
+    commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow, "validate": _validate, "bench": _bench, "math": _math,
                 "data": _data, "network": _network}
     try:
         return commands[args.command](args)

@@ -90,7 +90,7 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
     return ds
 
 
-def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path) -> Path:
+def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path, extra=None) -> Path:
     """Write the CSVs and ``results.nc`` into ``out_dir``, replacing its files at once.
 
     Everything is first written to a temporary folder beside ``out_dir``; only when every file
@@ -107,8 +107,12 @@ def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path) -> Path:
         if "vi_quantile" in ds:
             ds["vi_quantile"].to_dataframe().reset_index().to_csv(
                 tmp / SENSITIVITY_CSV, index=False, float_format="%.10g")
+        if extra is not None:  # more files (the report), written before anything is moved
+            extra(tmp)
         out_dir.mkdir(exist_ok=True)
         for f in tmp.iterdir():
+            if f.is_dir() and (out_dir / f.name).is_dir():
+                shutil.rmtree(out_dir / f.name)
             os.replace(f, out_dir / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
