@@ -312,14 +312,9 @@ def execute(tasks: Sequence[Task], store: PartStore | None, workers: int = 1,
                disable=None if progress is None else not progress, leave=False)
     try:
         if dask:
-            yield from _run_dask(todo, dask, store, bar)
+            yield from _finish(_run_dask(todo, dask), store, bar)
         elif workers <= 1 or len(todo) <= 1:
-            for t in todo:
-                r = run_task(t)
-                if store:
-                    store.save(t, r)
-                bar.update()
-                yield t, r
+            yield from _finish(((t, lambda t=t: run_task(t)) for t in todo), store, bar)
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -327,18 +322,23 @@ def execute(tasks: Sequence[Task], store: PartStore | None, workers: int = 1,
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = {pool.submit(run_task, t): t for t in todo}
-                for f in as_completed(futures):
-                    t = futures[f]
-                    r = f.result()
-                    if store:
-                        store.save(t, r)
-                    bar.update()
-                    yield t, r
+                yield from _finish(((futures[f], f.result) for f in as_completed(futures)),
+                                   store, bar)
     finally:
         bar.close()
 
 
-def _run_dask(todo, address: str, store, bar):
+def _finish(finished, store, bar):
+    """(task, result getter) as each finishes -> (task, result), each saved as a part."""
+    for t, get in finished:
+        r = get()
+        if store:
+            store.save(t, r)
+        bar.update()
+        yield t, r
+
+
+def _run_dask(todo, address: str):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -357,12 +357,7 @@ def _run_dask(todo, address: str, store, bar):
         futures = client.map(run_task, todo, pure=False)
         index = {f.key: t for f, t in zip(futures, todo)}
         for f in as_completed(futures):
-            t = index[f.key]
-            r = f.result()
-            if store:
-                store.save(t, r)
-            bar.update()
-            yield t, r
+            yield index[f.key], f.result
     finally:
         client.close()
         if cluster is not None:
