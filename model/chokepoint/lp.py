@@ -476,10 +476,21 @@ class VulnerabilityLP:
         for name in m.families:
             self._set_param(m.on[name], 1.0 if case in FAMILIES[name].cases else 0.0)
         m.objective.sense = pyo.minimize if case.spec.sense == "minimize" else pyo.maximize
-        if self._kind == "matrix" and self._case is not None:
-            self._solver.forget_basis()
+        if self._case is not None:
+            self._forget_basis()
         self._case = case
         self._objective_changed = True
+
+    def _forget_basis(self) -> None:
+        """After a case switch the old basis is far from optimal: start cold (presolve, primal
+        simplex; see MatrixHighs.forget_basis)."""
+        if self._kind == "matrix":
+            self._solver.forget_basis()
+        elif self._kind == "appsi":
+            highs = getattr(self._solver, "_solver_model", None)  # appsi's highspy.Highs
+            if highs is not None:
+                highs.clearSolver()
+                self._solver.highs_options = {"output_flag": False, "simplex_strategy": 4}
 
     def set_focal(self, focal_nodes: Iterable[str]) -> None:
         focal_nodes = frozenset(focal_nodes)
@@ -550,6 +561,7 @@ class VulnerabilityLP:
         from pyomo.contrib.appsi.base import TerminationCondition
 
         res = self._solver.solve(self.model)
+        self._solver.highs_options = {"output_flag": False}  # warm from here: HiGHS's choice
         if res.termination_condition != TerminationCondition.optimal:
             raise self._status_error(res.termination_condition.name)
         return float(res.best_feasible_objective)
