@@ -269,17 +269,17 @@ def _run_scale(countries: int, stages: int, solver: str, repeat: int) -> tuple[d
 def _in_fresh_process(fn, *args, timeout: float | None = None):
     """``fn(*args)`` in a new process (its own peak memory); TimeoutError after ``timeout`` s,
     the process killed."""
-    import multiprocessing.pool
-
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(1)
     try:
-        return pool.apply_async(fn, args).get(timeout)
+        result = pool.apply_async(fn, args).get(timeout)
     except multiprocessing.TimeoutError:
-        raise TimeoutError(f"no result after {timeout:.0f} s") from None
-    finally:
         pool.terminate()
         pool.join()
+        raise TimeoutError(f"no result after {timeout:.0f} s") from None
+    pool.close()
+    pool.join()
+    return result
 
 
 def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3, log=print,
@@ -399,9 +399,6 @@ def plot_scale(results: list[SuiteResult], path: Path) -> list[Path]:
         pts = sorted((r.network_arcs, r.solve_median_ms, r.countries) for r in rows
                      if r.solver == solver)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
-    for arcs, n in sorted({(r.network_arcs, r.countries) for r in rows}):
-        ax.annotate(f"N={n}", (arcs, ax.get_ylim()[0]), textcoords="offset points",
-                    xytext=(0, 4), ha="center", fontsize=8, color="0.4")
     ax.set(xscale="log", yscale="log", xlabel="arcs in the network",
            ylabel="median solve time per index (ms)",
            title="Time per index vs network size (synthetic, 7 stages)")
