@@ -262,6 +262,8 @@ def test_band_narrowing_pinning_the_top_split_narrows_by_what_it_reports(tmp_pat
     ("sensitivity: {samples: 5, method: sobol, parameters: [{code: '282200', range: [0.5, 1]}]}",
      r"sensitivity.method: Input should be 'lhs', 'mc' or 'grid'"),
     ("blocs_file: nowhere.yaml", r"blocs_file: blocs file .* does not exist"),
+    ("sweep: {edits: [[], [{kind: scale_trade, exporter: Chile, importer: Narnia, factor: 0}]]}",
+     r"scenario.yaml:\d+: sweep: variant edits=.*: edits\[0\]: unknown country 'Narnia'"),
 ])
 def test_schema_errors_are_one_line(tmp_path, extra, pattern):
     _expect_error(tmp_path, BASE + extra + "\n", pattern)

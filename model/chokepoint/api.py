@@ -167,6 +167,19 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> d
     }
 
 
+def _check_variant_edits(scenario: Scenario, variants) -> None:
+    """Apply each variant's edits to its statistics here, so that a bad edit is reported with
+    its file, line and variant before any task starts."""
+    from .counterfactual import apply_edits
+    from .sweep import _inputs
+
+    key = ("sweep",) if scenario.spec.sweep else ("variants",)
+    for v in variants:
+        if v.spec.edits and v.spec.network.flows is None and v.coords:
+            apply_edits(_inputs(v.spec.network.year), v.spec.edits,
+                        where=f"{scenario.where(key)}: variant {v.label}: edits")
+
+
 def run(
     scenario: Scenario | str | Path,
     out: str | Path | None = None,
@@ -190,6 +203,7 @@ def run(
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
     variants, samples, tasks = make_tasks(scenario, scenario.blocs(), workers=workers)
+    _check_variant_edits(scenario, variants)
     out_dir = Path(out) if out else Path("results") / spec.name
     store = PartStore(out_dir, tasks) if write_files and len(tasks) > 1 else None
     if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts

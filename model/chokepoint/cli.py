@@ -173,7 +173,10 @@ def _validate(args) -> int:
     from .sweep import make_tasks
 
     scenario, networks, focal_sets = prepare(args.scenario)
+    from .api import _check_variant_edits
+
     variants, samples, _ = make_tasks(scenario, scenario.blocs())
+    _check_variant_edits(scenario, variants)
     extra = (f", {len(variants)} variants" if len(variants) > 1 else "") + \
         (f", {len(samples)} samples" if scenario.spec.sensitivity else "")
     print(f"{args.scenario}: ok: {len(focal_sets)} focal sets, {len(scenario.pairs)} pairs, "
