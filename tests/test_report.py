@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import matplotlib.image as mpimg
-import numpy as np
 import pytest
 
 from chokepoint import figures

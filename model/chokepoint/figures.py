@@ -75,7 +75,7 @@ def sankey(network: Network, focal_nodes: Iterable[str] = (), title: str | None 
     owner = network.nodes["owner"]
     flow = network.node_flow()
     total = float(network.arcs["tonnes"].sum()) or 1.0
-    xs, ys, labels, node_colours = [], [], [], []
+    xs, labels, node_colours = [], [], []
     # x by stage; an uncertain source sits left of what it feeds, a sink right of its sender
     first_target = network.arcs.groupby("source")["target"].first()
     first_source = network.arcs.groupby("target")["source"].first()
