@@ -72,42 +72,23 @@ def _expect_error(tmp_path, body, pattern, arcs=None, out_name="out"):
     return lines[0]
 
 
-def test_misspelt_country(tmp_path):
-    body = TINY_SCENARIO.replace("China: [China]", "China: [Chna]")
-    _expect_error(tmp_path, body, r"scenario.yaml:\d+: focal.China.*\[0\]: unknown country "
-                                  r"'Chna' \(did you mean 'China'\?\)")
-
-
-def test_unknown_country(tmp_path):
-    body = TINY_SCENARIO.replace("China: [China]", "China: [Atlantis]")
-    _expect_error(tmp_path, body, r"unknown country 'Atlantis'")
+@pytest.mark.parametrize("old, new, pattern", [
+    ("China: [China]", "China: [Chna]",  # misspelt country
+     r"scenario.yaml:\d+: focal.China.*\[0\]: unknown country 'Chna' \(did you mean 'China'\?\)"),
+    ("China: [China]", "China: [Atlantis]", r"unknown country 'Atlantis'"),
+    ("pairs:", "pair:", r"scenario.yaml:5: pair: unknown key 'pair' \(did you mean 'pairs'\?\)"),
+    ("focal:", "cases: [proportional, pesimistic_a]\nfocal:",
+     r"cases\[1\]: unknown case 'pesimistic_a' \(did you mean 'pessimistic_a'\?\)"),
+    ("[LFP-lithium]", "[LFP-lithum]",
+     r"pairs\[0\].*unknown material 'lithum' \(did you mean 'lithium'\?\)"),
+    ("[LFP-lithium]", "[LFP-cobalt]", r"LFP contains no cobalt"),
+])
+def test_scenario_mistakes_are_one_line_errors(tmp_path, old, new, pattern):
+    _expect_error(tmp_path, TINY_SCENARIO.replace(old, new), pattern)
 
 
 def test_malformed_yaml(tmp_path):
     _expect_error(tmp_path, "name: x\nfocal: [China\n", r"scenario.yaml:\d+: malformed YAML")
-
-
-def test_unknown_top_level_key_suggests(tmp_path):
-    body = TINY_SCENARIO.replace("pairs:", "pair:")
-    _expect_error(tmp_path, body, r"scenario.yaml:5: pair: unknown key 'pair' "
-                                  r"\(did you mean 'pairs'\?\)")
-
-
-def test_unknown_case(tmp_path):
-    body = TINY_SCENARIO + "cases: [proportional, pesimistic_a]\n"
-    _expect_error(tmp_path, body, r"cases\[1\]: unknown case 'pesimistic_a' "
-                                  r"\(did you mean 'pessimistic_a'\?\)")
-
-
-def test_unknown_pair(tmp_path):
-    body = TINY_SCENARIO.replace("[LFP-lithium]", "[LFP-lithum]")
-    _expect_error(tmp_path, body, r"pairs\[0\].*unknown material 'lithum' "
-                                  r"\(did you mean 'lithium'\?\)")
-
-
-def test_pair_of_absent_material(tmp_path):
-    body = TINY_SCENARIO.replace("[LFP-lithium]", "[LFP-cobalt]")
-    _expect_error(tmp_path, body, r"LFP contains no cobalt")
 
 
 def test_negative_tonnage(tmp_path):

@@ -13,7 +13,7 @@ import xarray as xr
 
 from .cases import Case
 from .chemistry import DEFAULT_PAIRS, Pair, parse_pair
-from .errors import NetworkError, ScenarioError
+from .errors import NetworkError
 from .focal import FocalSet, parse_focal
 from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER
@@ -137,9 +137,6 @@ def prepare(scenario: Scenario | str | Path):
         networks = build_networks(scenario.materials, spec.network.year, spec.network.profile,
                                   edits=spec.edits, where=scenario.where(("edits",)))
     else:
-        if spec.edits:
-            raise ScenarioError(f"{scenario.where(('edits',))}: edits change the statistics: "
-                                "they need networks built from data/ (remove network.flows)")
         networks = load_networks(folder, scenario.materials, spec.network.year,
                                  spec.network.close_imbalances)
     focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)),
@@ -202,7 +199,7 @@ def run(
     scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
-    variants, samples, tasks = make_tasks(scenario, scenario.blocs(), workers=workers)
+    variants, samples, tasks = make_tasks(scenario, scenario.blocs())
     _check_variant_edits(scenario, variants)
     out_dir = Path(out) if out else Path("results") / spec.name
     store = PartStore(out_dir, tasks) if write_files and len(tasks) > 1 else None

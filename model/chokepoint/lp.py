@@ -382,10 +382,6 @@ class VulnerabilityLP:
             self._solver = MatrixHighs(self.model)
         self._stale.clear()
 
-    @property
-    def _persistent(self) -> bool:
-        return self._kind != "generic"
-
     def _make_solver(self, name: str):
         if name == DEFAULT_SOLVER:
             return None  # made once the model is final, in __init__

@@ -8,7 +8,6 @@ interactive HTML file of its own).
 from __future__ import annotations
 
 import base64
-import io
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -83,11 +82,10 @@ TEMPLATE = jinja2.Template("""<!DOCTYPE html>
 """, autoescape=jinja2.select_autoescape(default=True))
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    figures.plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+def _keep(fig, path: Path) -> str:
+    """Save a figure under figures/ (PNG, SVG); return its PNG, base64, for inlining."""
+    png = figures.save(fig, path)[0]
+    return base64.b64encode(png.read_bytes()).decode()
 
 
 def _tables(ds: xr.Dataset) -> list[dict]:
@@ -125,20 +123,16 @@ def write_report(dataset: xr.Dataset, networks: dict[str, Network], scenario_tex
     fig_dir = out_dir / "figures"
     full = dataset
     ds, note = _central(dataset)
-    figures.save(figures.vulnerability_bars(ds), fig_dir / "vulnerability_bars")
-    bars = _png(figures.vulnerability_bars(ds))
+    bars = _keep(figures.vulnerability_bars(ds), fig_dir / "vulnerability_bars")
     stages = []
     if "vi_cumulative" in ds:
-        for f in ds.focal.values:
-            fig = figures.stage_contributions(ds, str(f))
-            figures.save(figures.stage_contributions(ds, str(f)),
-                         fig_dir / f"stages_{_slug(str(f))}")
-            stages.append((str(f), _png(fig)))
+        for f in map(str, ds.focal.values):
+            stages.append((f, _keep(figures.stage_contributions(ds, f),
+                                    fig_dir / f"stages_{_slug(f)}")))
     sens = None
     if "sample" in full.dims:
         sfull = full.isel(variant=0) if "variant" in full.dims else full
-        figures.save(figures.sensitivity(sfull), fig_dir / "sensitivity")
-        sens = _png(figures.sensitivity(sfull))
+        sens = _keep(figures.sensitivity(sfull), fig_dir / "sensitivity")
     sankeys = []
     highlight = highlight or {}
     for i, (material, net) in enumerate(networks.items()):

@@ -225,6 +225,10 @@ class Scenario:
         flows = self.spec.network.flows
         if flows is None:
             return None
+        for key in ("edits", "sensitivity"):
+            if getattr(self.spec, key):
+                raise ScenarioError(f"{self.where((key,))}: {key} change the statistics: they "
+                                    "need networks built from data/ (remove network.flows)")
         base = self.path.parent if self.path else Path.cwd()
         folder = (base / flows).resolve()
         if not folder.is_dir():

@@ -37,14 +37,17 @@ class MatrixHighs:
         info = LinearStandardFormCompiler().write(model, mixed_form=True)
         # A ranged row appears twice (once per bound); keep one row per constraint.
         first: dict[int, int] = {}
-        cons, offsets = [], []
+        cons, offsets, lower, upper = [], [], [], []
         for i, (con, mult) in enumerate(info.rows):
             if id(con) in first:
                 continue
             first[id(con)] = i
             cons.append(con)
-            bound = con.lb if mult == -1 else con.ub
-            offsets.append(float(bound) - float(info.rhs[i]))  # a constant moved out of the body
+            lb, ub = _bound(con.lb), _bound(con.ub)
+            offset = (lb if mult == -1 else ub) - float(info.rhs[i])  # a constant of the body
+            offsets.append(offset)
+            lower.append(-_INF if lb is None else lb - offset)
+            upper.append(_INF if ub is None else ub - offset)
         keep = np.fromiter(first.values(), dtype=np.int64, count=len(first))
         matrix = info.A.tocsr()[keep].tocsc()
         self._rows = cons
@@ -61,8 +64,7 @@ class MatrixHighs:
                                  dtype=float)
         lp.col_upper_ = np.array([_INF if v.ub is None else v.ub for v in self._columns],
                                  dtype=float)
-        lo, hi = self._row_bounds(range(len(cons)))
-        lp.row_lower_, lp.row_upper_ = lo, hi
+        lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
         lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
@@ -73,10 +75,6 @@ class MatrixHighs:
         self.highs.passModel(lp)
         self._objective_offset = 0.0
         self._cold = True
-
-    @property
-    def num_rows(self) -> int:
-        return len(self._rows)
 
     @property
     def num_cols(self) -> int:

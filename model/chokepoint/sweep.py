@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 import pickle
 import shutil
@@ -187,7 +186,7 @@ def _inputs(year: int):
     from .inputs import Inputs
 
     inputs = Inputs.load(year)
-    inputs.trade_table  # noqa: B018 -- load once per process, shared by every task
+    inputs.trade_table  # noqa: B018 -- read once per process; every task reuses it
     return inputs
 
 
@@ -210,9 +209,6 @@ def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
         if task.sample_ids else [(None, [])])
     vul, stages = [], []
     flows = scenario.flows_dir()
-    if flows is not None and (spec.edits or task.sample_ids):
-        raise ScenarioError("edits and sensitivity change the statistics: they need networks "
-                            "built from data/ (remove network.flows)")
     base = None
     if flows is None:
         base = apply_edits(_inputs(spec.network.year), spec.edits)
@@ -274,8 +270,12 @@ class PartStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_tasks(scenario: Scenario, blocs: dict, chunk: int | None = None,
-               workers: int = 1) -> tuple[list[Variant], Samples, list[Task]]:
+#: Samples per task: enough to amortise a task's start, few enough to balance the workers.
+#: Fixed (not derived from the worker count) so that a resumed run finds the same tasks.
+SAMPLES_PER_TASK = 50
+
+
+def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples, list[Task]]:
     from .chemistry import MATERIALS
 
     vs = variants(scenario)
@@ -293,9 +293,8 @@ def make_tasks(scenario: Scenario, blocs: dict, chunk: int | None = None,
             tasks.append(Task(v.index, js, base_dir, blocs, (), (), ()))
             continue
         n = len(smp)
-        size = chunk or max(1, math.ceil(n / max(1, 4 * workers)))
-        for start in range(0, n, size):
-            ids = tuple(range(start, min(n, start + size)))
+        for start in range(0, n, SAMPLES_PER_TASK):
+            ids = tuple(range(start, min(n, start + SAMPLES_PER_TASK)))
             tasks.append(Task(v.index, js, base_dir, blocs, ids,
                               tuple(tuple(map(float, smp.factors[i])) for i in ids),
                               tuple(smp.parameters)))
