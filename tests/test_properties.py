@@ -170,3 +170,40 @@ def test_generator_is_balanced_and_seeded():
     a, b = random_network(7, True), random_network(7, True)
     assert a.arcs.equals(b.arcs)
     assert len(TINY_ARCS) > 0
+
+
+@SETTINGS
+@given(seed=seeds, uncertain=st.booleans(), data=st.data())
+def test_network_engine_equals_the_lp(seed, uncertain, data):
+    """solver: network (max-flow, linear system) = the LP to 1e-9, every case, with stage
+    restrictions and pessimistic B's held-clean sources."""
+    net = random_network(seed, uncertain)
+    members = data.draw(st.sets(st.sampled_from(net.owners), min_size=1))
+    stages = data.draw(st.sets(st.sampled_from(["mining", "refining", "cathode"]), min_size=1))
+    nodes = FocalSet.of("f", members, stages).nodes(net)
+    product = product_of(net)
+    lp, flow = VulnerabilityLP(net), VulnerabilityLP(net, "network")
+    for c in Case:
+        assert flow.solve(nodes, product, c) == pytest.approx(lp.solve(nodes, product, c),
+                                                              abs=1e-9), c
+    unknown = [n for n, s in zip(net.nodes.index, net.nodes["stage"])
+               if s.value == "uncertain_source"]
+    clean = data.draw(st.sets(st.sampled_from(unknown))) if unknown else set()
+    assert flow.solve(nodes, product, Case.PESSIMISTIC_B, clean) == pytest.approx(
+        lp.solve(nodes, product, Case.PESSIMISTIC_B, clean), abs=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 8), stages=st.integers(4, 7),
+       member=st.integers(0, 2))
+def test_network_engine_equals_the_lp_on_longer_chains(seed, n, stages, member):
+    """The same on synthetic chains of up to seven stages (tonnes to 1e-9 of the supply)."""
+    from chokepoint.synthetic import synthetic_network
+
+    net = synthetic_network(n, stages, seed=seed, density=0.7)
+    nodes = FocalSet.of("f", [f"Country {member:03d}"]).nodes(net)
+    lp, flow = VulnerabilityLP(net), VulnerabilityLP(net, "network")
+    supply = net.product_supply("NCM")
+    for c in Case:
+        assert flow.solve(nodes, "NCM", c) / supply == pytest.approx(
+            lp.solve(nodes, "NCM", c) / supply, abs=1e-9), c

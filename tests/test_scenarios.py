@@ -231,7 +231,7 @@ def test_band_narrowing_pinning_the_top_split_narrows_by_what_it_reports(tmp_pat
     table = band_drivers(net, china, "NCM")
     top = table.iloc[0]
     assert top["kind"] == "split" and top["narrows_by"] > 0.01
-    lp = VulnerabilityLP(net)
+    lp = VulnerabilityLP(net, pinning=True)
     lp.pin([top["node"]])
     supply = net.product_supply("NCM")
     band = (lp.solve(china, "NCM", Case.PESSIMISTIC_A)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,63 +15,14 @@ from .chemistry import DEFAULT_PAIRS, Pair, parse_pair
 from .errors import NetworkError
 from .focal import FocalSet, parse_focal
 from .index import Indices, Timings, compute
-from .lp import DEFAULT_SOLVER
+from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
 from .network import Network
+from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
 from .results import table, to_dataset, write
 from .scenario import Scenario, load_scenario
 
 __all__ = ["build_networks", "load_network", "load_networks", "vulnerability", "run",
            "RunResult"]
-
-
-def load_network(path: str | Path, material: str | None = None,
-                 year: int | None = None, close_imbalances: bool = False) -> Network:
-    """Read a network in the published flows format; material and year default to the file
-    name's ``<material>_<year>.csv``."""
-    path = Path(path)
-    match = re.fullmatch(r"([a-z]+)_(\d{4})", path.stem)
-    if match:
-        material = material or match.group(1)
-        year = year or int(match.group(2))
-    return Network.read_csv(path, material=material or path.stem, year=year,
-                            close_imbalances=close_imbalances)
-
-
-def build_networks(materials: Iterable[str], year: int = 2020, profile: str = "paper",
-                   data: str | Path | None = None, edits: Sequence = (),
-                   where: str = "edits") -> dict[str, Network]:
-    """Networks built from the statistics under ``data/`` (the material-flow step), after the
-    counterfactual ``edits`` (see :mod:`chokepoint.counterfactual`)."""
-    from .counterfactual import apply_edits
-    from .inputs import Inputs
-
-    inputs = apply_edits(Inputs.load(year, data), edits, where)
-    return build_from_inputs(materials, inputs, profile)
-
-
-def build_from_inputs(materials: Iterable[str], inputs, profile: str) -> dict[str, Network]:
-    from .mfa import build_network
-
-    return {m: build_network(m, inputs, profile) for m in materials}
-
-
-def load_networks(folder: str | Path, materials: Iterable[str], year: int,
-                  close_imbalances: bool = False) -> dict[str, Network]:
-    """``<material>_<year>.csv`` from a folder, for each material."""
-    folder = Path(folder)
-    out = {}
-    for m in materials:
-        path = folder / f"{m}_{year}.csv"
-        if not path.is_file():
-            have = sorted(p.name for p in folder.glob("*.csv"))
-            raise NetworkError(f"{path}: no {m} network for {year} in {folder} "
-                               f"(found: {', '.join(have) or 'no CSV files'})")
-        out[m] = load_network(path, m, year, close_imbalances)
-    return out
-
-
-def _owners(networks: Mapping[str, Network]) -> list[str]:
-    return sorted({o for n in networks.values() for o in n.owners})
 
 
 def vulnerability(
@@ -83,23 +33,32 @@ def vulnerability(
     solver: str = DEFAULT_SOLVER,
     stage_contributions: bool = True,
     progress: bool | None = False,
+    families: Sequence[ConstraintFamily] = (),
+    parameters: Mapping[str, float] | None = None,
+    solver_options: Mapping[str, object] | None = None,
 ) -> xr.Dataset:
     """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.results.to_dataset`).
 
     ``focal`` is either the scenario mapping (label -> countries) or a list of FocalSet.
+    ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
+    models of their cases, with ``parameters`` (``"family.parameter": value``).
     """
     if isinstance(networks, Network):
         networks = {networks.material: networks}
     pairs = [p if isinstance(p, Pair) else parse_pair(p) for p in pairs]
     cases = [c if isinstance(c, Case) else Case.parse(c) for c in cases]
     focal_sets = (list(focal) if not isinstance(focal, Mapping)
-                  else parse_focal(focal, _owners(networks)))
+                  else parse_focal(focal, owners(networks)))
     missing = sorted({p.material for p in pairs} - set(networks))
     if missing:
         raise NetworkError(f"no network given for {', '.join(missing)}")
+    parameters = family_parameters(families, parameters)
     indices = compute(networks, focal_sets, pairs, cases, solver,
-                      decompose=stage_contributions, progress=progress)
-    return to_dataset(indices, {"solver": solver})
+                      decompose=stage_contributions, progress=progress, families=families,
+                      parameters=parameters, options=solver_options)
+    return to_dataset(indices, {"solver": solver, "solver_options": dict(solver_options or {}),
+                                "constraint_families": [f.describe(parameters)
+                                                        for f in families]})
 
 
 @dataclass
@@ -109,6 +68,7 @@ class RunResult:
     dataset: xr.Dataset
     out_dir: Path | None
     networks: dict | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> str:
@@ -139,17 +99,22 @@ def prepare(scenario: Scenario | str | Path):
     else:
         networks = load_networks(folder, scenario.materials, spec.network.year,
                                  spec.network.close_imbalances)
-    focal_sets = parse_focal(spec.focal, _owners(networks), where=scenario.where(("focal",)),
+    focal_sets = parse_focal(spec.focal, owners(networks), where=scenario.where(("focal",)),
                              blocs=scenario.blocs())
+    scenario.user_families()  # load and check the extensions before any solve
     return scenario, networks, focal_sets
 
 
 def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> dict:
     spec = scenario.spec
+    families, parameters, loaded = scenario.user_families()
     return {
         "scenario": spec.name,
         "description": spec.description,
         "solver": spec.solver,
+        "solver_options": spec.solver_options,
+        "constraint_families": [f.describe(parameters) for f in families],
+        "extensions": [e.describe() for e in loaded],
         "year": spec.network.year,
         "networks": {m: n.origin for m, n in networks.items()},
         "profile": spec.network.profile if spec.network.flows is None else "flows",
@@ -175,6 +140,42 @@ def _check_variant_edits(scenario: Scenario, variants) -> None:
         if v.spec.edits and v.spec.network.flows is None and v.coords:
             apply_edits(_inputs(v.spec.network.year), v.spec.edits,
                         where=f"{scenario.where(key)}: variant {v.label}: edits")
+
+
+def _notes(scenario: Scenario, variants) -> list[str]:
+    """What a user should know about how the run was solved."""
+    notes = []
+    for v in variants:
+        if v.spec.solver != "network":
+            continue
+        families, _, _ = Scenario(v.spec, scenario.path, {}).user_families()
+        cases = [c.value for c in Scenario(v.spec, scenario.path, {}).cases
+                 if any(c in f.cases for f in families)]
+        if cases:
+            note = (f"solver network serves the core families only: with "
+                    f"{', '.join(f.name for f in families)}, {', '.join(cases)} are solved "
+                    "by highspy")
+            if note not in notes:
+                notes.append(note)
+    return notes
+
+
+def _active(scenario: Scenario) -> str:
+    families, parameters, _ = scenario.user_families()
+    return "; ".join(f.name + "(" + ", ".join(f"{p}={parameters[f'{f.name}.{p}']:g}"
+                                              for p in f.parameters) + ")" for f in families)
+
+
+def _with_swept_values(df: pd.DataFrame, variants) -> pd.DataFrame:
+    """One column per swept key, named by the dotted key, after ``variant``: each row holds its
+    variant's value (a number stays a number; lists and mappings are JSON text)."""
+    keys = list(dict.fromkeys(k for v in variants for k in v.coords))
+    at = list(df.columns).index("variant") + 1
+    for i, key in enumerate(keys):
+        values = [v.values.get(key) if isinstance(v.values.get(key), (int, float, str, bool))
+                  else v.coords.get(key, "") for v in variants]
+        df.insert(at + i, key, df["variant"].map(dict(enumerate(values))))
+    return df
 
 
 def run(
@@ -204,8 +205,11 @@ def run(
     out_dir = Path(out) if out else Path("results") / spec.name
     store = PartStore(out_dir, tasks) if write_files and len(tasks) > 1 else None
     if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
+        families, parameters, _ = scenario.user_families()
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
-                          decompose=spec.stage_contributions, progress=progress)
+                          decompose=spec.stage_contributions, progress=progress,
+                          families=families, parameters=parameters,
+                          options=spec.solver_options)
     else:
         done = dict((t.key, r) for t, r in execute(tasks, store, workers, dask, progress))
         if store:
@@ -215,13 +219,21 @@ def run(
         stages = pd.concat([s for _, s in parts], ignore_index=True)
         if len(variants) == 1:
             vul, stages = vul.drop(columns="variant"), stages.drop(columns="variant")
+        else:
+            vul, stages = (_with_swept_values(df, variants) for df in (vul, stages))
         if not spec.sensitivity:
             vul, stages = vul.drop(columns="sample"), stages.drop(columns="sample")
         indices = Indices(vul, stages, Timings())
-    attrs = _attrs(scenario, networks, focal_sets)
+    notes = _notes(scenario, variants)
+    attrs = {**_attrs(scenario, networks, focal_sets), "notes": notes}
     ds = to_dataset(indices, attrs, variants=variants if len(variants) > 1 else None,
                     samples=samples if spec.sensitivity else None,
                     quantiles=spec.sensitivity.quantiles if spec.sensitivity else None)
+    if len(variants) > 1 and any(v.spec.extensions or v.spec.constraints for v in variants):
+        ds = ds.assign_coords(active_families=("variant", [
+            _active(Scenario(v.spec, scenario.path, {})) for v in variants]))
+        ds["active_families"].attrs["description"] = (
+            "the user constraint families active in the variant, with their parameters")
     written = None
     extra = None
     if report:
@@ -236,4 +248,4 @@ def run(
         written = write(indices, ds, out_dir, extra)
         if store:
             store.clear()
-    return RunResult(scenario, indices, ds, written, dict(networks))
+    return RunResult(scenario, indices, ds, written, dict(networks), notes)

@@ -151,7 +151,7 @@ class SuiteResult:
 
 def _grid(suite: str):
     """Networks, focal sets, pairs and cases of a suite (built from data/, 2020)."""
-    from .api import build_networks
+    from .networks import build_networks
     from .chemistry import parse_pair
     from .focal import FocalSet, parse_focal
     from .scenario import load_scenario

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="processes for a sweep's tasks (default: every core)")
     r.add_argument("--dask", metavar="ADDR", help="run a sweep's tasks on Dask: 'local' (a "
                    "LocalCluster on this machine) or tcp://HOST:PORT (a running scheduler)")
+    _scenario_options(r)
 
     rp = sub.add_parser("report", help="run a scenario and write results/<name>/report.html "
                         "(table, figures, scenario, provenance) and figures/")
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     rp.add_argument("--workers", type=int, metavar="N", help="as for run")
     rp.add_argument("--dask", metavar="ADDR", help="as for run")
+    _scenario_options(rp)
     rp.set_defaults(report=True)
 
     rk = sub.add_parser("rank", help="every country (and bloc) of a year's networks as a focal "
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a scenario and its networks without solving")
     v.add_argument("scenario", help="scenario YAML file")
+    _scenario_options(v)
 
     d = sub.add_parser("data", help="import Trade Map downloads; check the statistics")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -81,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="cheng-csv (Source,Target,Value) or csv (with provenance)")
     n.add_argument("--out", required=True, metavar="FILE")
 
-    sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the README)")
+    mt = sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the "
+                        "README), with a scenario's own constraint families when given")
+    mt.add_argument("scenario", nargs="?", help="scenario YAML file")
+    _scenario_options(mt)
 
     b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites")
     b.add_argument("scenario", nargs="?", help="scenario YAML file: time its grid with its own "
@@ -100,16 +106,60 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _scenario_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extension", action="append", default=[], metavar="FILE",
+                   help="also load the constraint families of this Python file or module "
+                   "(repeatable; added to the scenario's extensions)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a dotted scenario key, the value read as YAML, e.g. "
+                   "--set parameters.capped_arcs.share=0.25 (repeatable)")
+
+
+def _overrides(args) -> dict:
+    """``--set`` and ``--extension`` as dotted-key overrides of the scenario."""
+    import os
+
+    import yaml
+
+    out = {}
+    for item in args.overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ChokepointError(f"--set {item!r}: expected KEY=VALUE, e.g. "
+                                  "parameters.capped_arcs.share=0.25")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ChokepointError(f"--set {key}: {text!r} is not a YAML value") from None
+    if args.extension:
+        from .scenario import load_scenario
+
+        existing = load_scenario(args.scenario).spec.extensions if args.scenario else []
+        base = os.path.dirname(os.path.abspath(args.scenario)) if args.scenario else "."
+        added = [os.path.relpath(os.path.abspath(e), base) if e.endswith(".py") else e
+                 for e in args.extension]
+        out["extensions"] = list(existing) + added
+    return out
+
+
+def _scenario(args):
+    from .scenario import load_scenario
+
+    return load_scenario(args.scenario, _overrides(args))
+
+
 def _run(args) -> int:
     from .api import run
 
     t = time.perf_counter()
     if args.workers is not None and args.workers < 1:
         raise ChokepointError(f"--workers: expected a positive number, got {args.workers}")
-    result = run(args.scenario, out=args.out, progress=False if args.no_progress else None,
+    result = run(_scenario(args), out=args.out, progress=False if args.no_progress else None,
                  workers=args.workers, dask=args.dask, report=args.report)
     if not args.quiet:
         print(result.table, end="")
+    for note in result.notes:
+        print(f"chokepoint: note: {note}", file=sys.stderr)
     n = len(result.indices.vulnerability)
     print(f"wrote {result.out_dir}/ ({n} indices, {time.perf_counter() - t:.2f} s)"
           + (f"; open {result.out_dir / 'report.html'}" if args.report else ""), file=sys.stderr)
@@ -172,13 +222,15 @@ def _validate(args) -> int:
 
     from .sweep import make_tasks
 
-    scenario, networks, focal_sets = prepare(args.scenario)
+    scenario, networks, focal_sets = prepare(_scenario(args))
     from .api import _check_variant_edits
 
     variants, samples, _ = make_tasks(scenario, scenario.blocs())
     _check_variant_edits(scenario, variants)
+    families, _, _ = scenario.user_families()
     extra = (f", {len(variants)} variants" if len(variants) > 1 else "") + \
-        (f", {len(samples)} samples" if scenario.spec.sensitivity else "")
+        (f", {len(samples)} samples" if scenario.spec.sensitivity else "") + \
+        (f", constraint families: {', '.join(f.name for f in families)}" if families else "")
     print(f"{args.scenario}: ok: {len(focal_sets)} focal sets, {len(scenario.pairs)} pairs, "
           f"{len(scenario.cases)} cases{extra}, networks: {', '.join(networks)}")
     return 0
@@ -248,7 +300,13 @@ def _network(args) -> int:
 def _math(args) -> int:
     from .docs import math_markdown
 
-    print(math_markdown(), end="")
+    if args.scenario is None:
+        if args.extension or args.overrides:
+            raise ChokepointError("math: --extension and --set need a scenario file")
+        print(math_markdown(), end="")
+        return 0
+    families, parameters, _ = _scenario(args).user_families()
+    print(math_markdown(families, parameters), end="")
     return 0
 
 

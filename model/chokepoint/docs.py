@@ -1,20 +1,40 @@
-"""The LP's mathematics as Markdown, generated from the model's own registry.
+"""The LP's mathematics as Markdown, generated from the model's own declarations.
 
 ``lp.SYMBOLS`` declares every set, parameter and variable; each constraint family's equation is
-the docstring of the function that builds it. The README's "The LP" section is this text
-(``chokepoint math`` prints it; a test fails when the README drifts from it).
+the first line of the docstring of the function that states it. The README's "The LP" section is
+this text for the core families (``chokepoint math`` prints it; a test fails when the README
+drifts from it); ``chokepoint math SCENARIO.yaml`` adds the scenario's own families.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from .cases import CASES, Case
-from .lp import FAMILIES, SYMBOLS
+from .lp import CORE_FAMILIES, SYMBOLS, ConstraintFamily, formulations
+from .lp.families import FLOW
 
 BEGIN = "<!-- BEGIN GENERATED MATH: chokepoint math -->"
 END = "<!-- END GENERATED MATH -->"
+KIND = {"bounds": "bound", "rows": "rows", "definition": "definition"}
 
 
-def math_markdown() -> str:
+def _family(f, parameters: Mapping[str, float]) -> list[str]:
+    cases = ", ".join(c.value for c in Case if c in f.cases)
+    extra = " (built only for band narrowing)" if getattr(f, "optional", False) else ""
+    values = ""
+    if f.user and f.parameters:
+        values = "; parameters: " + ", ".join(
+            f"`{p}` = {parameters.get(f'{f.name}.{p}', v):g}" for p, v in f.parameters.items())
+    kind = "user rows" if f.user else KIND[f.kind]
+    return [f"- `{f.name}` ({f.title}; {kind}; in: {cases}{extra}{values}): {f.description}",
+            "", f"  $${f.equation}$$", ""]
+
+
+def math_markdown(families: Sequence[ConstraintFamily] = (),
+                  parameters: Mapping[str, float] | None = None) -> str:
+    """The LP as Markdown: symbols, objective, every family, and each case's formulation."""
+    parameters = dict(parameters or {})
     out = [BEGIN, ""]
     for kind, head in (("set", "Sets"), ("param", "Parameters"), ("var", "Variables")):
         out += [f"**{head}**", "", "| symbol | name | unit | meaning |", "|---|---|---|---|"]
@@ -27,19 +47,28 @@ def math_markdown() -> str:
         "",
         r"$$\mathrm{VI}_k = \frac{\sum_{a \in A^{P}} w_a x_a}{\sum_{a \in A^{P}} w_a v_a}$$",
         "",
-        "**Constraint families** (capacity $0 \\le x_a \\le v_a$ is the bound of $x_a$; "
-        "$\\mathrm{src}(a)$, $\\mathrm{tgt}(a)$ are an arc's ends; $y$ is the family's own "
-        "switch $y_k$, so every family stays in the matrix and a case only changes bounds)",
+        "**Constraint families.** The bound cases have the touched flow $x_a$ of every arc as "
+        "variables, with capacity $0 \\le x_a \\le v_a$; the proportional case has the touched "
+        "share $0 \\le s_n \\le 1$ of every interior node, and $x_a$ is an expression of the "
+        "shares. A *bound* family bounds the variable (reset for each focal set); a *rows* "
+        "family adds one row per node or source named in its equation. $\\mathrm{src}(a)$, "
+        "$\\mathrm{tgt}(a)$ are an arc's ends.",
         "",
     ]
-    for f in FAMILIES.values():
-        cases = ", ".join(c.value for c in Case if c in f.cases)
-        out += [f"- `{f.name}` ({f.title}; $y = 1$ in: {cases}): {f.description}", "",
-                f"  $${f.equation}$$", ""]
-    out += ["**Cases**: which families are switched on and which way the objective goes", "",
-            "| case | sense | families |", "|---|---|---|"]
+    for f in CORE_FAMILIES.values():
+        out += _family(f, parameters)
+    if families:
+        out += ["**User families** (the scenario's extensions and constraints)", ""]
+        for f in families:
+            out += _family(f, parameters)
+    out += ["**Cases**: each case's model holds only its families; cases with the same "
+            "families share one model", "",
+            "| case | sense | variables | families |", "|---|---|---|---|"]
+    forms = formulations(tuple(Case), families)
     for case, spec in CASES.items():
-        fams = ", ".join(f"`{f.name}`" for f in FAMILIES.values() if case in f.cases)
-        out.append(f"| `{case.value}` | {spec.sense} | {fams} |")
+        f = forms[case]
+        fams = ", ".join(f"`{x.name}`" for x in f.families)
+        var = "$x_a$ (arcs)" if f.layout == FLOW else "$s_n$ (interior nodes)"
+        out.append(f"| `{case.value}` | {spec.sense} | {var} | {fams} |")
     out += ["", END]
     return "\n".join(out) + "\n"

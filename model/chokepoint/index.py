@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from .cases import Case
 from .chemistry import Pair
-from .errors import NetworkError
+from .errors import NetworkError, SolverError
 from .focal import ALL_STAGES, STAGE_STEPS, FocalSet
-from .lp import DEFAULT_SOLVER, VulnerabilityLP
+from .lp import DEFAULT_SOLVER, ConstraintFamily, SolveFailed, VulnerabilityLP
 from .network import Network
 
 AGGREGATE = "all"  # material label of a chemistry's aggregate index
@@ -28,10 +28,12 @@ FULL = "all stages"  # the focal set counted at every stage it was given
 
 @dataclass
 class Timings:
-    """Wall-clock seconds: LP build per material, and every solve."""
+    """Wall-clock seconds: LP build per material, and every solve (a formulation's engine is
+    built at its first solve, which is counted there)."""
 
     build: dict[str, float] = field(default_factory=dict)
     solves: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,8 +54,16 @@ def compute(
     solver: str = DEFAULT_SOLVER,
     decompose: bool = True,
     progress: bool | None = None,
+    families: Sequence[ConstraintFamily] = (),
+    parameters: Mapping[str, float] | None = None,
+    options: Mapping[str, object] | None = None,
+    lps: dict | None = None,
 ) -> Indices:
-    """Every index of the grid. ``networks`` maps material name -> network."""
+    """Every index of the grid. ``networks`` maps material name -> network; ``families`` are
+    users' constraint families with ``parameters`` (``family.parameter -> value``);
+    ``options`` go to the solver. ``lps`` (material -> VulnerabilityLP), when given, keeps the
+    built LPs for the next call on the same networks (a new parameter value re-solves without
+    a rebuild)."""
     cases = list(cases)
     # The index itself counts every stage of the focal set (FULL); the decomposition's steps
     # count it from the cathode stage upstream. On the paper's networks the last step and FULL
@@ -77,7 +87,13 @@ def compute(
     for material, mpairs in by_material.items():
         net = networks[material]
         t0 = time.perf_counter()
-        lp = VulnerabilityLP(net, solver)
+        lp = (lps or {}).get(material)
+        if lp is None or lp.network is not net:
+            lp = VulnerabilityLP(net, solver, families, parameters, options)
+            if lps is not None:
+                lps[material] = lp
+        else:
+            lp.set_parameters(parameters or {})
         timings.build[material] = time.perf_counter() - t0
         nodes_of = {}
         for fs in focal_sets:
@@ -92,11 +108,13 @@ def compute(
                         nodes = nodes_of[fs.label, step]
                         if nodes not in solved:
                             t = time.perf_counter()
-                            solved[nodes] = lp.solve(nodes, p.chemistry, case) if nodes else 0.0
+                            solved[nodes] = _solve(lp, nodes, p, case, fs, step) if nodes \
+                                else 0.0
                             timings.solves.append(time.perf_counter() - t)
                         vi = float(np.clip(solved[nodes] / supply, 0.0, 1.0))
                         rows.append((fs.label, p.chemistry, material, case.value, step, vi))
                         bar.update()
+        timings.notes += [n for n in lp.notes if n not in timings.notes]
     bar.close()
     stages = pd.DataFrame(rows, columns=["focal", "chemistry", "material", "case", "stage",
                                          "vi_cumulative"])
@@ -105,6 +123,25 @@ def compute(
     vulnerability = full.rename(columns={"vi_cumulative": "vi"}).reset_index(drop=True)
     stages = stages[stages["stage"] != FULL]
     return Indices(vulnerability, stages.reset_index(drop=True), timings)
+
+
+def _solve(lp: VulnerabilityLP, nodes, pair: Pair, case: Case, fs: FocalSet, step: str) -> float:
+    try:
+        return lp.solve(nodes, pair.chemistry, case)
+    except SolveFailed as e:
+        where = f"focal set {fs.label!r}" + ("" if step == FULL else
+                                             f" counted up to {step} (stage decomposition)")
+        user = [_described(f, lp.parameters) for f in lp.formulations[case].user]
+        why = lp.diagnose(nodes, pair.chemistry, case, e.status)
+        raise SolverError(
+            f"solver {lp.solver_name!r} returned status {e.status} for {where}, pair {pair}, "
+            f"case {case.value}, user families: {', '.join(user) or 'none'}; {why}") from None
+
+
+def _described(family: ConstraintFamily, parameters: Mapping[str, float]) -> str:
+    """``name(p=value, ...)``."""
+    values = ", ".join(f"{p}={parameters[family.name + '.' + p]:g}" for p in family.parameters)
+    return f"{family.name}({values})"
 
 
 def _with_aggregates(df: pd.DataFrame, value: str, keys: list[str]) -> pd.DataFrame:

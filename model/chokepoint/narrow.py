@@ -2,7 +2,7 @@
 
 The optimistic-to-pessimistic-A band exists because trade statistics do not say how a country
 splits what it received over what it sends on. For each interior node whose split matters, the
-LP is re-solved with that node's split pinned pro rata (``VulnerabilityLP.pin``): the band's
+LP is re-solved with that node's split pinned pro rata (the ``pinned_split`` family): the band's
 shrinkage is what knowing that one split would gain. The pessimistic-B excess over pessimistic A
 comes from uncertain sources; each is re-solved as clean. Results are ranked by the gain.
 """
@@ -13,18 +13,20 @@ import pandas as pd
 
 from .cases import Case
 from .lp import DEFAULT_SOLVER, VulnerabilityLP
-from .network import Network
+from .network import Network, Stage
 
 
 def band_drivers(network: Network, focal_nodes: frozenset[str], product: str,
                  solver: str = DEFAULT_SOLVER) -> pd.DataFrame:
     """One row per candidate: kind (split | uncertain_source), node, owner, stage, the bounds
     with it pinned, and ``narrows_by`` (fraction of the product's supply)."""
-    lp = VulnerabilityLP(network, solver)
+    lp = VulnerabilityLP(network, solver, pinning=True)
     supply = network.product_supply(product)
     stage = network.nodes["stage"]
     out_arcs = network.arcs.groupby("source").size()
-    splits = [n for n in lp.model.interior if out_arcs.get(n, 0) >= 2 and n not in focal_nodes]
+    interior = [n for n in network.nodes.index if stage[n].is_interior]
+    uncertain = [n for n in network.nodes.index if stage[n] is Stage.UNCERTAIN_SOURCE]
+    splits = [n for n in interior if out_arcs.get(n, 0) >= 2 and n not in focal_nodes]
 
     def vi(case, **kw):
         return lp.solve(focal_nodes, product, case, **kw) / supply
@@ -48,7 +50,7 @@ def band_drivers(network: Network, focal_nodes: frozenset[str], product: str,
         "narrows_by": band - (split[a] - split[o]).values})
     b = Case.PESSIMISTIC_B
     base[b] = vi(b)
-    unc = [(u, vi(b, clean={u})) for u in lp.model.uncertain_sources]
+    unc = [(u, vi(b, clean={u})) for u in uncertain]
     table = pd.concat([table, pd.DataFrame({
         "kind": "uncertain_source", "node": [u for u, _ in unc],
         "pessimistic_b": [v for _, v in unc],

@@ -19,16 +19,16 @@ def rank(year: int = 2020, profile: str = "paper", blocs: Mapping[str, dict] | N
 
     Rank 1 is the most exposing focal set for that pair and case (ties share the best rank).
     """
-    from .api import _owners, build_networks
+    from .networks import build_networks, owners
 
     pairs = [parse_pair(p) for p in DEFAULT_PAIRS]
     nets = build_networks(sorted({p.material for p in pairs}), year, profile)
-    owners = [o for o in _owners(nets) if o != "Other"]
-    focal = [FocalSet.of(o, [o]) for o in owners]
-    kind = {o: "country" for o in owners}
+    countries = [o for o in owners(nets) if o != "Other"]
+    focal = [FocalSet.of(o, [o]) for o in countries]
+    kind = {o: "country" for o in countries}
     if blocs:
         spec = {name: {"bloc": name} for name in blocs}
-        for fs in parse_focal(spec, _owners(nets), where="blocs", blocs=blocs):
+        for fs in parse_focal(spec, owners(nets), where="blocs", blocs=blocs):
             focal.append(fs)
             kind[fs.label] = "bloc"
     ind = compute(nets, focal, pairs, tuple(Case), solver, decompose=False, progress=progress)

@@ -70,13 +70,20 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
         ds = ds.assign_coords(variant_label=("variant", [v.label for v in variants]))
         ds["variant"].attrs["description"] = "sweep variant; its swept values are coordinates"
         for key in dict.fromkeys(k for v in variants for k in v.coords):
-            ds = ds.assign_coords({key: ("variant", [v.coords.get(key, "") for v in variants])})
+            raw = [v.values.get(key) for v in variants]
+            numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
+            ds = ds.assign_coords({key: ("variant", [float(x) for x in raw] if numeric else
+                                         [v.coords.get(key, "") for v in variants])})
     if samples is not None:
         for j, p in enumerate(samples.parameters):
-            name = f"factor_{p.name}"
+            name = p.name if p.family else f"factor_{p.name}"
             ds = ds.assign_coords({name: ("sample", samples.factors[:, j])})
-            ds[name].attrs.update(units="1", description=f"factor on the central {p.name} "
-                                  f"fraction, {p.distribution} on [{p.low}, {p.high}]")
+            ds[name].attrs.update(
+                units="as declared by the family" if p.family else "1",
+                description=(f"value of the constraint family parameter {p.family}, "
+                             f"{p.distribution} on [{p.low}, {p.high}], central {p.central}")
+                if p.family else (f"factor on the central {p.name} fraction, "
+                                  f"{p.distribution} on [{p.low}, {p.high}]"))
         ds["sample"].attrs["description"] = (
             "sensitivity sample; 0 is the central point (every factor 1), 1.. are drawn")
         if quantiles:

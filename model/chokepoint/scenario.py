@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .cases import Case
 from .counterfactual import EDIT_KINDS, Edit
 from .chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
-from .errors import ScenarioError, did_you_mean, read_text
+from .errors import ChokepointError, ScenarioError, did_you_mean, read_text
 from .lp import DEFAULT_SOLVER
+from .lp.extensions import ConstraintSpec
 
 
 class NetworkSpec(BaseModel):
@@ -40,21 +42,32 @@ class UncertainFraction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str | None = Field(None, description="HS code: its contained fraction.")
+    parameter: str | None = Field(
+        None, description="A constraint family's parameter (`family.parameter`); its range is "
+        "[low, high] in the parameter's own values, not factors.")
     material: str | None = Field(
         None, description="With chemistry: that mass fraction. Alone: every HS code of the "
         "material, each its own parameter.")
     chemistry: str | None = Field(None, description="Cathode chemistry (with material).")
     range: tuple[float, float] = Field(
-        description="[low, high] factors on the central value, e.g. [0.5, 1.5] for +-50%.")
+        description="[low, high] factors on the central value, e.g. [0.5, 1.5] for +-50% "
+        "(a parameter: [low, high] values).")
     distribution: Literal["uniform", "triangular"] = Field(
-        "uniform", description="Shape over the range (triangular peaks at factor 1).")
+        "uniform", description="Shape over the range (triangular peaks at factor 1, or at a "
+        "parameter's central value).")
 
     @model_validator(mode="after")
     def _target(self):
+        if self.parameter is not None:
+            if any(x is not None for x in (self.code, self.material, self.chemistry)):
+                raise ValueError("a parameter entry takes parameter and range only")
+            if not self.range[0] <= self.range[1]:
+                raise ValueError("range is [low, high] with low <= high")
+            return self
         if not 0 < self.range[0] <= 1 <= self.range[1]:
             raise ValueError("range is [low, high] factors with 0 < low <= 1 <= high")
         if self.code is None and self.material is None:
-            raise ValueError("give code, material, or chemistry and material")
+            raise ValueError("give code, material, chemistry and material, or parameter")
         if self.chemistry is not None and (self.material is None or self.code is not None):
             raise ValueError("a mass fraction is chemistry and material (no code)")
         return self
@@ -91,7 +104,24 @@ class ScenarioSpec(BaseModel):
     focal: dict[str, Any] = Field(
         description="Focal sets: label -> list of countries (or {countries, stages}).",
         min_length=1)
-    solver: str = Field(DEFAULT_SOLVER, description="Pyomo solver name.")
+    solver: str = Field(
+        DEFAULT_SOLVER, description="`highspy` (HiGHS fed the matrix once), `network` (exact "
+        "max-flow engine for the core families), or any Pyomo solver name.")
+    solver_options: dict[str, Any] = Field(
+        {}, description="Options for the solver (highspy: HiGHS options, e.g. solver: ipm).")
+    extensions: list[str] = Field(
+        [], description="Python files (relative to the scenario) or importable modules that "
+        "define constraint families with @chokepoint.constraint_family; every family they "
+        "define is active unless switched off in `families`.")
+    constraints: dict[str, ConstraintSpec] = Field(
+        {}, description="Declarative constraint families: name -> {title, cases, foreach, "
+        "where, equation, parameters} (see the README's grammar).")
+    parameters: dict[str, float] = Field(
+        {}, description="Values of the families' declared parameters, `family.parameter: "
+        "value`.")
+    families: dict[str, bool] = Field(
+        {}, description="Switch user families by name (default: every family of `extensions` "
+        "and `constraints` is on).")
     stage_contributions: bool = Field(
         True, description="Also compute the stage decomposition (stage_contributions.csv).")
     blocs_file: str | None = Field(
@@ -102,7 +132,8 @@ class ScenarioSpec(BaseModel):
         f"material-flow step: {', '.join(EDIT_KINDS)}.")
     sweep: dict[str, list[Any]] = Field(
         {}, description="Dotted scenario key -> list of values (e.g. network.year: [2019, "
-        "2020], solver: [highspy, glpk], edits: [[], [...]]); the run is their cartesian "
+        "2020], solver: [highspy, glpk], parameters.FAMILY.PARAM: [0.25, 0.5], families.NAME: "
+        "[true, false]); the run is their cartesian "
         "product, each result labelled by its values.")
     variants: list[dict[str, Any]] = Field(
         [], description="Explicit variants instead of a product: each a mapping of dotted key "
@@ -175,11 +206,11 @@ class Scenario:
                 f"{self.where(('network', 'profile'))}: unknown profile "
                 f"{spec.network.profile!r}{did_you_mean(spec.network.profile, PROFILES)}; "
                 f"choose from {', '.join(PROFILES)}")
-        from .lp import available_solvers
+        from .lp import known_solvers
 
-        if spec.solver not in available_solvers():
+        if spec.solver not in known_solvers():
             raise ScenarioError(f"{self.where(('solver',))}: unknown solver {spec.solver!r}"
-                                f"{did_you_mean(spec.solver, available_solvers())}")
+                                f"{did_you_mean(spec.solver, known_solvers())}")
         labels = [label.strip().lower() for label in spec.focal]
         if len(set(labels)) != len(labels):
             raise ScenarioError(f"{self.where(('focal',))}: two focal sets share a label")
@@ -189,13 +220,54 @@ class Scenario:
         return self.spec.name
 
     @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def user_families(self):
+        """The scenario's active user families, their parameter values and the loaded
+        extensions: ``(families, parameters, extensions)``."""
+        if getattr(self, "_families", None) is None:
+            self._families = self._load_families()
+        return self._families
+
+    def _load_families(self):
+        from .lp import family_parameters
+        from .lp.extensions import scenario_families
+
+        spec = self.spec
+        loaded, fams = scenario_families(spec.extensions, spec.constraints, self.base_dir,
+                                         self.where, self.path.name if self.path else
+                                         "<scenario>")
+        names = [f.name for f in fams]
+        for name in spec.families:
+            if name not in names:
+                raise ScenarioError(f"{self.where(('families', name))}: no constraint family "
+                                    f"{name!r}{did_you_mean(name, names)}; defined: "
+                                    f"{', '.join(names) or 'none'}")
+        active = [f for f in fams if spec.families.get(f.name, True)]
+        on = {f.name for f in active}
+        values = {}
+        for key, value in spec.parameters.items():
+            family = key.split(".", 1)[0]
+            if family in names and family not in on:
+                continue  # a parameter of a family switched off
+            values[key] = value
+        try:
+            params = family_parameters(active, values)
+        except ChokepointError as e:
+            key = next((k for k in values if f"{k!r}" in str(e)), None)
+            where = self.where(("parameters", key) if key else ("parameters",))
+            raise ScenarioError(f"{where}: {str(e).split(': ', 1)[1]}") from None
+        return active, params, loaded
+
+    @property
     def materials(self) -> list[str]:
         return [m for m in MATERIALS if any(p.material == m for p in self.pairs)]
 
     def where(self, loc: tuple) -> str:
         """``file:line: key.path`` for error messages."""
         line = None
-        for n in range(len(loc), -1, -1):
+        for n in range(len(loc), 0, -1):  # the root's line would point at an unrelated key
             if loc[:n] in self._lines:
                 line = self._lines[loc[:n]]
                 break
@@ -238,13 +310,32 @@ class Scenario:
         return folder
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file (raises :class:`ScenarioError` with file:line: key)."""
+#: Mapping keys whose own keys are data, not schema (``parameters: {capped_arcs.share: 0.5}``):
+#: a dotted key ``parameters.capped_arcs.share`` sets the entry ``capped_arcs.share``.
+MAPPING_KEYS = ("parameters", "families", "solver_options", "constraints")
+
+
+def set_dotted(data: dict, key: str, value) -> None:
+    """Set ``data`` at a dotted scenario key (``network.year``, ``parameters.f.p``)."""
+    head, _, rest = key.partition(".")
+    if head in MAPPING_KEYS and rest:
+        data.setdefault(head, {})[rest] = value
+        return
+    *path, last = key.split(".")
+    for k in path:
+        data = data.setdefault(k, {})
+    data[last] = value
+
+
+def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario file (raises :class:`ScenarioError` with file:line: key).
+    ``overrides`` set dotted keys before validation (the CLI's ``--set KEY=VALUE``)."""
     path = Path(path)
-    return parse_scenario(read_text(path, "scenario file", ScenarioError), path)
+    return parse_scenario(read_text(path, "scenario file", ScenarioError), path, overrides)
 
 
-def parse_scenario(text: str, path: Path | None = None) -> Scenario:
+def parse_scenario(text: str, path: Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> Scenario:
     file = str(path) if path else "<scenario>"
     try:
         data = yaml.safe_load(text)
@@ -255,6 +346,8 @@ def parse_scenario(text: str, path: Path | None = None) -> Scenario:
         raise ScenarioError(f"{file}{at}: malformed YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{file}: a scenario is a YAML mapping (name:, network:, focal:, ...)")
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
     lines = _line_map(text)
     try:
         spec = ScenarioSpec.model_validate(data)
@@ -278,6 +371,8 @@ def _model_at(loc: tuple):
         return kinds.get(loc[2])
     if loc[0] == "sensitivity" and len(loc) >= 3 and loc[1] == "parameters":
         return UncertainFraction
+    if loc[0] == "constraints" and len(loc) >= 3:
+        return ConstraintSpec
     return models.get(loc[0])
 
 

@@ -23,26 +23,39 @@ import numpy as np
 import pandas as pd
 
 from .errors import ChokepointError, ScenarioError, did_you_mean
-from .scenario import Scenario, ScenarioSpec
+from .scenario import Scenario, ScenarioSpec, set_dotted
 
 #: Dotted scenario keys a sweep or variant may set.
 SWEEPABLE = ("network.year", "network.profile", "network.flows", "network.close_imbalances",
-             "solver", "pairs", "cases", "edits", "stage_contributions", "focal")
+             "solver", "solver_options", "pairs", "cases", "edits", "stage_contributions",
+             "focal", "extensions", "constraints", "parameters", "families")
+#: Keys under which a sweep may set one entry: ``parameters.FAMILY.PARAM``, ``families.NAME``,
+#: ``constraints.NAME``, ``solver_options.OPTION``.
+SWEEPABLE_PREFIXES = ("parameters.", "families.", "constraints.", "solver_options.")
+
+
+def sweepable(key: str) -> bool:
+    return key in SWEEPABLE or (key.startswith(SWEEPABLE_PREFIXES)
+                                and len(key.split(".", 1)[1]) > 0)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One point of a sweep: its label, the values it sets (as text) and its full spec."""
+    """One point of a sweep: its label, the values it sets (as text, and as given) and its
+    full spec."""
 
     index: int
     label: str
     coords: dict[str, str]
     spec: ScenarioSpec
+    values: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One uncertain fraction: an HS code's contained fraction or a chemistry's mass fraction."""
+    """One uncertain quantity: an HS code's contained fraction or a chemistry's mass fraction
+    (sampled as a factor on its value), or a constraint family's parameter (``family``, sampled
+    as a value; ``central`` is the scenario's)."""
 
     name: str
     code: str | None
@@ -51,6 +64,8 @@ class Parameter:
     low: float
     high: float
     distribution: str
+    family: str | None = None
+    central: float = 1.0
 
     def edit(self, factor: float) -> dict:
         if self.code is not None:
@@ -74,13 +89,6 @@ def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def _set_dotted(data: dict, key: str, value) -> None:
-    *head, last = key.split(".")
-    for k in head:
-        data = data.setdefault(k, {})
-    data[last] = value
-
-
 def variants(scenario: Scenario) -> list[Variant]:
     """The scenario's variants: the product of ``sweep``, the ``variants`` list, or itself."""
     spec = scenario.spec
@@ -88,11 +96,12 @@ def variants(scenario: Scenario) -> list[Variant]:
                            exclude_none=True)
     points: list[tuple[str | None, dict]] = []
     for key in list(spec.sweep) + [k for v in spec.variants for k in v if k != "label"]:
-        if key not in SWEEPABLE:
+        if not sweepable(key):
             where = scenario.where(("sweep", key) if key in spec.sweep else ("variants",))
             raise ScenarioError(f"{where}: {key!r} cannot be swept"
                                 f"{did_you_mean(key, SWEEPABLE)}; sweepable: "
-                                f"{', '.join(SWEEPABLE)}")
+                                f"{', '.join(SWEEPABLE)}, and one entry of "
+                                f"{', '.join(p + '*' for p in SWEEPABLE_PREFIXES)}")
     if spec.sweep:
         keys = list(spec.sweep)
         for values in itertools.product(*(spec.sweep[k] for k in keys)):
@@ -105,7 +114,7 @@ def variants(scenario: Scenario) -> list[Variant]:
     for i, (label, setting) in enumerate(points):
         data = json.loads(json.dumps(base))
         for k, x in setting.items():
-            _set_dotted(data, k, x)
+            set_dotted(data, k, x)
         where = scenario.where(("sweep",) if spec.sweep and label is None else ("variants", i))
         try:
             vspec = ScenarioSpec.model_validate(data)
@@ -115,19 +124,38 @@ def variants(scenario: Scenario) -> list[Variant]:
                                 f"{' '.join(first[1:3]).strip() or first[0]}") from None
         coords = {k: _text(x) for k, x in setting.items()}
         label = label or ", ".join(f"{k}={c}" for k, c in coords.items())
-        out.append(Variant(i, label, coords, vspec))
+        out.append(Variant(i, label, coords, vspec, dict(setting)))
     return out
 
 
-def samples(spec: ScenarioSpec, inputs_codes: dict[str, list[str]]) -> Samples:
-    """Seeded factors for the sensitivity parameters (rows: samples, columns: parameters)."""
+def samples(spec: ScenarioSpec, inputs_codes: dict[str, list[str]],
+            central: dict[str, float] | None = None, where=None) -> Samples:
+    """Seeded factors (fractions) and values (family parameters) for the sensitivity
+    parameters (rows: samples, columns: parameters); ``central`` holds the scenario's values
+    of the families' parameters."""
     sens = spec.sensitivity
     if sens is None:
         return Samples()
+    central = central or {}
     params: list[Parameter] = []
-    for p in sens.parameters:
+    for i, p in enumerate(sens.parameters):
         lo, hi = p.range
-        if p.code is not None:
+        if p.parameter is not None:
+            if p.parameter not in central:
+                at = where(("sensitivity", "parameters", i, "parameter")) if where else \
+                    "sensitivity.parameters"
+                raise ScenarioError(f"{at}: {p.parameter!r} is no parameter of an active "
+                                    f"family{did_you_mean(p.parameter, list(central))}; "
+                                    f"declared: {', '.join(central) or 'none'}")
+            c = central[p.parameter]
+            if p.distribution == "triangular" and not lo <= c <= hi:
+                at = where(("sensitivity", "parameters", i, "range")) if where else \
+                    "sensitivity.parameters"
+                raise ScenarioError(f"{at}: a triangular range must hold the central value "
+                                    f"{c:g} of {p.parameter}")
+            params.append(Parameter(f"parameter_{p.parameter}", None, None, None, lo, hi,
+                                    p.distribution, family=p.parameter, central=c))
+        elif p.code is not None:
             params.append(Parameter(f"code_{p.code}", p.code, None, None, lo, hi,
                                     p.distribution))
         elif p.chemistry is not None:
@@ -152,14 +180,16 @@ def samples(spec: ScenarioSpec, inputs_codes: dict[str, list[str]]) -> Samples:
         u = np.random.default_rng(sens.seed).random((n, d))
     factors = np.empty_like(u)
     for j, p in enumerate(params):
-        if p.distribution == "triangular":
+        peak = p.central if p.family else 1.0
+        if p.distribution == "triangular" and p.high > p.low:
             from scipy.stats import triang
 
-            factors[:, j] = triang.ppf(u[:, j], c=(1 - p.low) / (p.high - p.low), loc=p.low,
+            factors[:, j] = triang.ppf(u[:, j], c=(peak - p.low) / (p.high - p.low), loc=p.low,
                                        scale=p.high - p.low)
         else:
             factors[:, j] = p.low + u[:, j] * (p.high - p.low)
-    return Samples(params, np.vstack([np.ones((1, d)), factors]))
+    first = np.array([[p.central if p.family else 1.0 for p in params]])
+    return Samples(params, np.vstack([first.reshape(1, d), factors]))
 
 
 # -- one task -----------------------------------------------------------------------------
@@ -174,6 +204,8 @@ class Task:
     sample_ids: tuple[int, ...]  # empty: no sensitivity
     factors: tuple[tuple[float, ...], ...]
     parameters: tuple[Parameter, ...]
+    extensions: tuple[str, ...] = ()  # SHA-256 of each extension, in the spec's order
+    scenario_name: str = "scenario.yaml"
 
     @property
     def key(self) -> str:
@@ -190,38 +222,58 @@ def _inputs(year: int):
     return inputs
 
 
+def task_scenario(task: Task) -> Scenario:
+    """The task's scenario, its extensions loaded as the run started (same SHA-256)."""
+    from .lp.extensions import load_extension
+
+    spec = ScenarioSpec.model_validate_json(task.spec_json)
+    base = Path(task.base_dir) if task.base_dir else None
+    scenario = Scenario(spec, base / task.scenario_name if base else None, {})
+    for i, (ref, sha) in enumerate(zip(spec.extensions, task.extensions)):
+        load_extension(ref, base, f"extensions[{i}]", sha256=sha)
+    return scenario
+
+
 def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Indices of one variant (and its samples): vulnerability and stage rows, labelled."""
     from pydantic import TypeAdapter
 
-    from .api import _owners, build_from_inputs, load_networks
     from .counterfactual import Edit, apply_edits
     from .focal import parse_focal
     from .index import compute
+    from .networks import build_from_inputs, load_networks, owners
 
-    spec = ScenarioSpec.model_validate_json(task.spec_json)
-    scenario = Scenario(spec, Path(task.base_dir) / "scenario.yaml" if task.base_dir else None,
-                        {})
+    scenario = task_scenario(task)
+    spec = scenario.spec
+    families, parameters, _ = scenario.user_families()
     materials = scenario.materials
-    runs: list[tuple[int | None, list]] = (
-        [(s, [TypeAdapter(Edit).validate_python(p.edit(f)) for p, f in zip(task.parameters, fs)])
-         for s, fs in zip(task.sample_ids, task.factors)]
-        if task.sample_ids else [(None, [])])
+    runs: list[tuple[int | None, list, dict]] = []
+    for sample, fs in zip(task.sample_ids, task.factors) if task.sample_ids else []:
+        edits = [TypeAdapter(Edit).validate_python(p.edit(f))
+                 for p, f in zip(task.parameters, fs) if p.family is None]
+        values = {p.family: f for p, f in zip(task.parameters, fs) if p.family is not None}
+        runs.append((sample, edits, values))
+    if not runs:
+        runs = [(None, [], {})]
     vul, stages = [], []
     flows = scenario.flows_dir()
     base = None
     if flows is None:
         base = apply_edits(_inputs(spec.network.year), spec.edits)
-    for sample, edits in runs:
-        if flows is not None:
-            networks = load_networks(flows, materials, spec.network.year,
-                                     spec.network.close_imbalances)
-        else:
-            inputs = apply_edits(base, edits, where="sensitivity")
-            networks = build_from_inputs(materials, inputs, spec.network.profile)
-        focal = parse_focal(spec.focal, _owners(networks), blocs=task.blocs)
+    networks, lps = None, {}
+    for sample, edits, values in runs:
+        if networks is None or edits:  # only edits of the statistics rebuild the networks
+            if flows is not None:
+                networks = load_networks(flows, materials, spec.network.year,
+                                         spec.network.close_imbalances)
+            else:
+                inputs = apply_edits(base, edits, where="sensitivity")
+                networks = build_from_inputs(materials, inputs, spec.network.profile)
+            focal = parse_focal(spec.focal, owners(networks), blocs=task.blocs)
         ind = compute(networks, focal, scenario.pairs, scenario.cases, spec.solver,
-                      decompose=spec.stage_contributions, progress=False)
+                      decompose=spec.stage_contributions, progress=False, families=families,
+                      parameters={**parameters, **values}, options=spec.solver_options,
+                      lps=lps)
         for df, out in ((ind.vulnerability, vul), (ind.stages, stages)):
             df = df.copy()
             df.insert(0, "sample", -1 if sample is None else sample)
@@ -236,7 +288,8 @@ def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fingerprint(tasks: Sequence[Task]) -> str:
     h = hashlib.sha256()
     for t in tasks:
-        h.update(pickle.dumps((t.spec_json, t.sample_ids, t.factors, t.parameters, t.blocs)))
+        h.update(pickle.dumps((t.spec_json, t.sample_ids, t.factors, t.parameters, t.blocs,
+                               t.extensions)))
     return h.hexdigest()[:16]
 
 
@@ -280,24 +333,30 @@ def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples,
 
     vs = variants(scenario)
     codes: dict[str, list[str]] = {}
-    if scenario.spec.sensitivity is not None:
+    if scenario.spec.sensitivity is not None and any(
+            p.parameter is None for p in scenario.spec.sensitivity.parameters):
         inputs = _inputs(scenario.spec.network.year)
         codes = {m: [c for stage in inputs.materials["trade_codes"].get(m, {}).values()
                      for c in stage] for m in MATERIALS}
-    smp = samples(scenario.spec, codes)
+    _, central, _ = scenario.user_families()
+    smp = samples(scenario.spec, codes, central, scenario.where)
     base_dir = str(scenario.path.parent.resolve()) if scenario.path else None
+    name = scenario.path.name if scenario.path else "scenario.yaml"
     tasks = []
     for v in vs:
         js = v.spec.model_dump_json(by_alias=True)
+        sub = Scenario(v.spec, scenario.path, scenario._lines)
+        _, _, loaded = sub.user_families()  # every variant's families load before any task
+        shas = tuple(e.sha256 for e in loaded)
         if scenario.spec.sensitivity is None:
-            tasks.append(Task(v.index, js, base_dir, blocs, (), (), ()))
+            tasks.append(Task(v.index, js, base_dir, blocs, (), (), (), shas, name))
             continue
         n = len(smp)
         for start in range(0, n, SAMPLES_PER_TASK):
             ids = tuple(range(start, min(n, start + SAMPLES_PER_TASK)))
             tasks.append(Task(v.index, js, base_dir, blocs, ids,
                               tuple(tuple(map(float, smp.factors[i])) for i in ids),
-                              tuple(smp.parameters)))
+                              tuple(smp.parameters), shas, name))
     return vs, smp, tasks
 
 

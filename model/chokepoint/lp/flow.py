@@ -1,0 +1,100 @@
+"""The exact network-flow engine (``solver: network``) for the core families.
+
+Each bound case is a maximum flow (igraph's push-relabel, in C) on the network with a super
+source: pessimistic A from the focal nodes, each up to its outflow, through non-focal nodes to
+the product; pessimistic B the same plus the uncertain sources, each up to min(outflow, P_F);
+optimistic is total supply minus the maximum *clean* flow, from the non-focal sources through
+non-focal nodes. Forcing every focal (or clean) source to ship all it has never lowers these
+maxima, because a balanced node can always pass on what it receives, so they equal the LP's
+optima. The proportional case is the share system ``s_n v_obs - sum v_a s_src(a) = focal
+inflow`` over the non-focal observed interior nodes, solved as one sparse linear system.
+
+The graph is built once per network; a question only changes the capacity vector. Users'
+families and the pinned split are not flows: formulations with them go to the LP (the caller
+says so).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+
+from ..cases import Case
+from .arrays import NetworkArrays, Query
+from .formulation import Formulation
+
+
+def serves(formulation: Formulation) -> bool:
+    """Whether the engine computes this formulation exactly (core families only)."""
+    return not formulation.user and not any(f.optional for f in formulation.core)
+
+
+class FlowEngine:
+    """Max-flow and linear-system answers to the queries of one network."""
+
+    name = "network"
+
+    def __init__(self, d: NetworkArrays):
+        import igraph
+
+        self.d = d
+        n = d.n_nodes
+        self.source = n  # the super source; it has an arc to every node
+        edges = np.r_[np.c_[d.src, d.tgt], np.c_[np.full(n, n), np.arange(n)]]
+        self.graph = igraph.Graph(n=n + 1, edges=edges, directed=True)
+        self._last: np.ndarray | None = None
+
+    def solve(self, q: Query) -> float:
+        if q.case is Case.PROPORTIONAL:
+            return self._proportional(q)
+        return self._bound(q)
+
+    def _bound(self, q: Query) -> float:
+        d = self.d
+        focal = q.focal > 0
+        into_focal = focal[d.tgt]
+        clean = q.case is Case.OPTIMISTIC
+        if clean:
+            arc_on = ~into_focal & ~focal[d.src]
+            seed = (d.primary | d.uncertain) & ~focal
+            seed_cap = np.where(seed, d.outflow, 0.0)
+        else:
+            source_node = d.primary | d.uncertain
+            arc_on = ~into_focal & ~(source_node[d.src] & ~focal[d.src])
+            seed_cap = np.where(focal, d.outflow, 0.0)
+            if q.case is Case.PESSIMISTIC_B:
+                cap = d.release_cap(q.focal, q.product)
+                released = d.uncertain.copy()
+                if q.clean:
+                    released &= ~d.node_mask(q.clean).astype(bool)
+                arc_on |= released[d.src] & ~into_focal
+                seed_cap = np.where(released, np.minimum(d.outflow, cap), seed_cap)
+        capacity = np.r_[np.where(arc_on, d.tonnes, 0.0), seed_cap] / d.scale
+        k = d.product_index(q.product)
+        value = self.graph.maxflow_value(self.source, k, capacity=capacity.tolist()) * d.scale
+        self._last = None  # a maximum flow is not the LP's touched flow on every arc
+        return d.supply(q.product) - value if clean else value
+
+    def _proportional(self, q: Query) -> float:
+        d = self.d
+        focal = q.focal > 0
+        share = np.where(focal, 1.0, 0.0)  # sources: 1 if focal; interior nodes solved below
+        keep = ~focal[d.observed_idx]
+        unknown = d.observed_idx[keep]
+        if len(unknown):
+            # obs_n s_n - sum_m v_mn s_m = focal primary inflow of n, for the non-focal observed
+            # interior nodes; focal interior nodes are fixed at 1, unobserved ones at 0
+            system = d.share_matrix[keep]
+            fixed = np.where(focal[d.interior_idx], 1.0, 0.0)
+            rhs = d.primary_inflow[keep] @ q.focal - system @ fixed
+            a = sp.csc_matrix(system[:, d.interior_pos[unknown]])
+            share[unknown] = np.atleast_1d(spsolve(a, rhs))
+        ends = np.where(d.uncertain[d.src], d.tgt, d.src)
+        self._last = d.tonnes * share[ends]
+        return float(self._last[d.into(q.product)].sum())
+
+    def touched(self) -> np.ndarray:
+        if self._last is None:
+            raise ValueError("touched flow per arc in the bound cases comes from the LP only")
+        return self._last

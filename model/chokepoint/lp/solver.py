@@ -1,0 +1,188 @@
+"""One network's LP, ready for questions: each case's formulation with its engine.
+
+``VulnerabilityLP(network, solver, families, parameters)`` builds nothing until a case is
+asked for; then the case's formulation gets an engine, kept for every later question:
+
+- ``highspy`` (default): :class:`~chokepoint.lp.highs.HighsEngine`, the matrix fed once;
+- ``network``: :class:`~chokepoint.lp.flow.FlowEngine` (max-flow and a linear system) for
+  formulations of core families only; a formulation with users' families goes to ``highspy``
+  and :attr:`VulnerabilityLP.notes` says so;
+- any other name: that Pyomo solver on the formulation's Pyomo model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pyomo.environ as pyo
+
+from ..cases import Case
+from ..errors import ChokepointError, SolverError, did_you_mean
+from ..network import Network
+from .arrays import Query, arrays
+from .families import ConstraintFamily
+from .flow import FlowEngine, serves
+from .formulation import Formulation, build_model, formulations
+from .highs import HighsEngine, SolveFailed
+from .pyomo_engine import make_solver
+
+#: Solver used when a scenario names none: HiGHS via highspy, fed the matrix once.
+DEFAULT_SOLVER = "highspy"
+#: The exact network-flow engine for the core families.
+NETWORK_SOLVER = "network"
+
+
+def family_parameters(families: Iterable[ConstraintFamily],
+                      values: Mapping[str, float] | None = None,
+                      where: str = "parameters") -> dict[str, float]:
+    """Every declared parameter as ``family.parameter -> value``: defaults, then ``values``;
+    a key that names no declared parameter is an error with a suggestion."""
+    out = {f"{f.name}.{p}": v for f in families for p, v in f.parameters.items()}
+    for key, value in (values or {}).items():
+        if key not in out:
+            raise ChokepointError(f"{where}: {key!r} is no parameter of an active family"
+                                  f"{did_you_mean(key, list(out))}; declared: "
+                                  f"{', '.join(out) or 'none'}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ChokepointError(f"{where}.{key}: expected a number, got {value!r}")
+        out[key] = float(value)
+    return out
+
+
+class VulnerabilityLP:
+    """A network's LP in every case; ``solve`` returns touched tonnes into the product."""
+
+    def __init__(self, network: Network, solver: str = DEFAULT_SOLVER,
+                 families: Iterable[ConstraintFamily] = (),
+                 parameters: Mapping[str, float] | None = None,
+                 options: Mapping[str, object] | None = None, pinning: bool = False):
+        self.network = network
+        self.arrays = arrays(network)
+        self.solver_name = solver
+        self.families = tuple(families)
+        names = [f.name for f in self.families]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ChokepointError(f"two constraint families are named {dup!r}")
+        self.parameters = family_parameters(self.families, parameters)
+        self.options = dict(options or {})
+        self.pinning = pinning
+        self.formulations: dict[Case, Formulation] = formulations(tuple(Case), self.families,
+                                                                   pinning)
+        self.notes: list[str] = []
+        self._engines: dict[int, object] = {}
+        self._flow: FlowEngine | None = None
+        self._pinned: frozenset[str] = frozenset()
+        self._focal_key: frozenset[str] | None = None
+        self._focal = np.zeros(self.arrays.n_nodes)
+        self._query: Query | None = None
+        self._last_engine = None
+        if solver not in (DEFAULT_SOLVER, NETWORK_SOLVER):
+            make_solver(solver, self.options)  # fails now, not at the first solve
+
+    # -- engines ---------------------------------------------------------------------------
+
+    def engine(self, case: Case):
+        """The engine of ``case``'s formulation (built on first use)."""
+        f = self.formulations[case]
+        got = self._engines.get(id(f))
+        if got is not None:
+            return got
+        if self.solver_name == NETWORK_SOLVER and serves(f):
+            if self._flow is None:
+                self._flow = FlowEngine(self.arrays)
+            got = self._flow
+        elif self.solver_name in (DEFAULT_SOLVER, NETWORK_SOLVER):
+            if self.solver_name == NETWORK_SOLVER:
+                why = ", ".join(x.name for x in f.user) or "the pinned split"
+                self.notes.append(f"solver network serves the core families only: "
+                                  f"{f.name} ({why}) is solved by highspy")
+            got = HighsEngine(self.arrays, f, self.parameters,
+                              self.options if self.solver_name == DEFAULT_SOLVER else None)
+        else:
+            from .pyomo_engine import PyomoEngine
+
+            got = PyomoEngine(self.arrays, f, self.solver_name, self.parameters, self.options)
+        self._engines[id(f)] = got
+        return got
+
+    def set_parameters(self, values: Mapping[str, float]) -> None:
+        """New values for declared parameters; the next solves use them without a rebuild."""
+        self.parameters = family_parameters(self.families, {**self.parameters, **values})
+        for e in self._engines.values():
+            if hasattr(e, "set_parameters"):
+                e.set_parameters(self.parameters)
+
+    def model(self, case: Case) -> pyo.ConcreteModel:
+        """The Pyomo model of ``case``'s formulation (a fresh copy, every family built)."""
+        return build_model(self.arrays, self.formulations[case], self.parameters)
+
+    # -- questions ---------------------------------------------------------------------------
+
+    def pin(self, nodes: Iterable[str]) -> None:
+        """Pin the split of these interior nodes in the bound cases (needs ``pinning=True``)."""
+        if not self.pinning:
+            raise ValueError("VulnerabilityLP(..., pinning=True) is needed to pin splits")
+        self._pinned = frozenset(nodes)
+
+    def query(self, focal_nodes: Iterable[str], product: str, case: Case,
+              clean: Iterable[str] = ()) -> Query:
+        focal_nodes = frozenset(focal_nodes)
+        if focal_nodes != self._focal_key:
+            self._focal = self.arrays.node_mask(focal_nodes)
+            self._focal_key = focal_nodes
+        return Query(self._focal, product, case, frozenset(clean), self._pinned)
+
+    def solve(self, focal_nodes: Iterable[str], product: str, case: Case,
+              clean: Iterable[str] = ()) -> float:
+        """Touched tonnes into ``product`` for this focal node set and case; uncertain sources
+        in ``clean`` carry no touched material even in pessimistic B. A solve that ends without
+        an optimum raises :class:`SolveFailed` (see :meth:`diagnose`)."""
+        q = self.query(focal_nodes, product, case, clean)
+        engine = self.engine(case)
+        self._query, self._last_engine = q, engine
+        return engine.solve(q)
+
+    def release_cap(self) -> float:
+        """P_F of the last question (tonnes)."""
+        q = self._query
+        return self.arrays.release_cap(q.focal, q.product) if q is not None else 0.0
+
+    def touched_flows(self) -> dict[tuple[str, str], float]:
+        """Touched tonnes per arc in the last solution."""
+        x = self._last_engine.touched()
+        return dict(zip(self.arrays.arc_labels, map(float, x)))
+
+    def diagnose(self, focal_nodes: Iterable[str], product: str, case: Case,
+                 status: str) -> str:
+        """Which users' families make this question infeasible: each is dropped in turn (its
+        rows freed), then all together."""
+        f = self.formulations[case]
+        engine = self.engine(case)
+        q = self.query(focal_nodes, product, case)
+        user = [x.name for x in f.user]
+        if not user:
+            return f"no user family is active in {case.value}: the core LP itself is " \
+                   f"{status.lower()}"
+
+        def solvable(names) -> bool:
+            with engine.without(names):
+                try:
+                    engine.solve(q)
+                    return True
+                except SolveFailed:
+                    return False
+
+        culprits = [n for n in user if solvable([n])]
+        if culprits:
+            return "; ".join(f"without {n} it solves: {n} makes it {status.lower()}"
+                             for n in culprits)
+        if solvable(user):
+            return f"dropping any one family is not enough, but without all of " \
+                   f"{', '.join(user)} it solves: together they make it {status.lower()}"
+        return f"it stays {status.lower()} without {', '.join(user)}: the core LP itself is"
+
+
+__all__ = ["DEFAULT_SOLVER", "NETWORK_SOLVER", "SolveFailed", "SolverError",
+           "VulnerabilityLP", "family_parameters"]
