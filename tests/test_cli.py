@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from chokepoint.cli import main
 from chokepoint.network import Network
 
 from conftest import TINY_ARCS, TINY_SCENARIO, write_scenario
@@ -123,16 +122,6 @@ def test_missing_scenario_file(tmp_path):
     r = run_cli("run", tmp_path / "none.yaml")
     assert r.returncode == 1 and "no such scenario file" in r.stderr
     assert "Traceback" not in r.stderr
-
-
-def test_failed_run_keeps_previous_results(tmp_path, tiny_flows):
-    scen = write_scenario(tmp_path, TINY_SCENARIO)
-    out = tmp_path / "out"
-    assert main(["run", str(scen), "--out", str(out), "--quiet"]) == 0
-    before = (out / "vulnerability.csv").read_text()
-    bad = write_scenario(tmp_path, TINY_SCENARIO.replace("[China]", "[Chna]"), "bad.yaml")
-    assert main(["run", str(bad), "--out", str(out), "--quiet"]) == 1
-    assert (out / "vulnerability.csv").read_text() == before
 
 
 def test_validate_does_not_solve_or_write(tmp_path, tiny_flows):

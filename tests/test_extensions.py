@@ -177,18 +177,19 @@ def test_extension_flag_and_network_solver_note(folder):
 
 def test_changed_extension_source_discards_saved_parts(folder):
     import chokepoint.sweep as sweep
+    from chokepoint.parts import PartStore, fingerprint
 
     path = write_scenario(folder, EXT + "sweep: {parameters.capped_arcs.share: [0.25, 0.5]}\n")
     scen = load_scenario(path)
     _, _, tasks = sweep.make_tasks(scen, {})
-    store = sweep.PartStore(folder / "out", tasks)
-    store.save(tasks[0], sweep.run_task(tasks[0]))
+    PartStore(folder / "out", fingerprint(tasks, [])).save(tasks[0].key,
+                                                          sweep.run_task(tasks[0]))
     rules = folder / "capped_rules.py"
     rules.write_text(rules.read_text().replace("(m.focal[s] + share)", "(m.focal[s] + 2 * share)"))
     scen = load_scenario(path)
     _, _, tasks2 = sweep.make_tasks(scen, {})
     assert tasks2[0].extensions != tasks[0].extensions
-    assert not sweep.PartStore(folder / "out", tasks2).done(tasks2[0])
+    assert PartStore(folder / "out", fingerprint(tasks2, [])).load(tasks2[0].key) is None
 
 
 @pytest.mark.parametrize("body, pattern", [

@@ -14,7 +14,7 @@ from chokepoint.lp import (CORE_FAMILIES, SYMBOLS, SolveFailed, VulnerabilityLP,
                            constraint_family, formulations)
 from chokepoint.lp.arrays import arrays
 from chokepoint.lp.families import FLOW, SHARE
-from chokepoint.lp.formulation import build_model
+from chokepoint.lp.model import build_model
 
 P, O, A, B = Case.PROPORTIONAL, Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B
 

@@ -100,29 +100,17 @@ def test_process_pool_and_dask_give_identical_results(tmp_path):
         (tmp_path / "dask" / "results.nc").read_bytes()
 
 
-def test_interrupted_sweep_resumes(tmp_path, monkeypatch):
-    scen = load_scenario(write_scenario(tmp_path, SWEEP))
-    out = tmp_path / "out"
-    _, _, tasks = sweep.make_tasks(scen, scen.blocs())
-    store = sweep.PartStore(out, tasks)
-    store.save(tasks[0], sweep.run_task(tasks[0]))  # "interrupted" after one task
-    store.save(tasks[1], sweep.run_task(tasks[1]))
-    calls = []
-    real = sweep.run_task
-    monkeypatch.setattr(sweep, "run_task", lambda t: calls.append(t.key) or real(t))
-    run(scen, out=out, workers=1)
-    assert calls == [tasks[2].key, tasks[3].key]
-    assert not store.dir.exists() and (out / "results.nc").is_file()
-
-
 def test_changed_sweep_does_not_reuse_parts(tmp_path):
+    from chokepoint.parts import PartStore, fingerprint
+
     scen = load_scenario(write_scenario(tmp_path, SWEEP))
     _, _, tasks = sweep.make_tasks(scen, scen.blocs())
-    store = sweep.PartStore(tmp_path / "out", tasks)
-    store.save(tasks[0], sweep.run_task(tasks[0]))
+    store = PartStore(tmp_path / "out", fingerprint(tasks, []))
+    store.save(tasks[0].key, sweep.run_task(tasks[0]))
+    assert PartStore(tmp_path / "out", fingerprint(tasks, [])).load(tasks[0].key) is not None
     other = load_scenario(write_scenario(tmp_path, SWEEP.replace("share: 0.5", "share: 0.4")))
     _, _, tasks2 = sweep.make_tasks(other, other.blocs())
-    assert not sweep.PartStore(tmp_path / "out", tasks2).done(tasks2[0])
+    assert PartStore(tmp_path / "out", fingerprint(tasks2, [])).load(tasks2[0].key) is None
 
 
 SENS = """\

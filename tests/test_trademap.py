@@ -150,3 +150,44 @@ def test_real_download_imports_with_its_quirks_listed(tmp_path):
     shipped = read_table(inputs.folder / "trade_2017_2021.csv.gz")
     assert len(shipped) == len(res.table)
     assert shipped["tonnes"].sum() == pytest.approx(res.table["tonnes"].sum())
+
+
+def test_file_cut_at_a_line_boundary_is_caught_against_its_world_row(tmp_path):
+    root = tmp_path / "tm"
+    write(root, "282520 Li O-OH", IMP + "China", [
+        '"World"\t100\t100\t100\t400\t100\t',
+        '"Chile"\t100\t100\t100\t300\t100\t',  # the rows below were cut off with the file
+    ])
+    res = import_trademap(root)
+    assert any(f"{IMP}China.txt: its partners sum to 300 t in 2020, its World row says 400 t: "
+               "rows are missing (cut short? download it again)" in w for w in res.warnings)
+
+
+def test_folder_or_unreadable_entry_where_a_file_belongs_is_listed(download):
+    sub = next(download.iterdir())
+    (sub / (IMP + "Japan.txt")).mkdir()
+    res = import_trademap(download)
+    assert any(w.endswith(f"{IMP}Japan.txt: a folder where a download file belongs, not read")
+               for w in res.warnings)
+
+
+def test_importer_with_only_export_side_rows_is_a_warning_naming_them(download):
+    res = import_trademap(download, preferred_names=["China"])
+    check_coverage(res, {"282520": False}, {"China": False, "Japan": True})
+    assert any(w.startswith("HS 282520: no import-side file of Japan, but 5 export-side row(s)"
+                            " (45 t, 2017-2021, from Chile) report shipments to it")
+               for w in res.warnings), res.warnings
+
+
+def test_importer_never_overwrites_the_shipped_table_unless_forced(tmp_path, download):
+    import subprocess
+    import sys
+
+    from chokepoint.inputs import TRADE_TABLE, data_dir
+
+    before = (data_dir() / TRADE_TABLE).read_bytes()
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "data", "import-trademap",
+                        str(download)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "is the shipped trade table: give --out FILE for a new one, or --force" in r.stderr
+    assert (data_dir() / TRADE_TABLE).read_bytes() == before

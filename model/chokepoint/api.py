@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +196,8 @@ def run(
     Several tasks run on ``workers`` processes (default: every core), or on a Dask cluster
     (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
     """
-    from .sweep import PartStore, execute, make_tasks
+    from .publish import output_lock
+    from .sweep import make_tasks
 
     scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
@@ -203,7 +205,22 @@ def run(
     variants, samples, tasks = make_tasks(scenario, scenario.blocs())
     _check_variant_edits(scenario, variants)
     out_dir = Path(out) if out else Path("results") / spec.name
-    store = PartStore(out_dir, tasks) if write_files and len(tasks) > 1 else None
+    with output_lock(out_dir) if write_files else nullcontext():
+        return _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
+                           write_files, progress, workers, dask, report)
+
+
+def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
+                write_files, progress, workers, dask, report) -> RunResult:
+    from .parts import PartStore, fingerprint, input_files
+    from .sweep import execute
+
+    spec = scenario.spec
+    store = None
+    if write_files and len(tasks) > 1:
+        base = scenario.path.parent if scenario.path else None
+        files = [f for v in variants for f in input_files(v.spec, base)]
+        store = PartStore(out_dir, fingerprint(tasks, files))
     if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
         families, parameters, _ = scenario.user_families()
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
@@ -211,9 +228,7 @@ def run(
                           families=families, parameters=parameters,
                           options=spec.solver_options)
     else:
-        done = dict((t.key, r) for t, r in execute(tasks, store, workers, dask, progress))
-        if store:
-            done.update((t.key, store.load(t)) for t in tasks if t.key not in done)
+        done = execute(tasks, store, workers, dask, progress)
         parts = [done[t.key] for t in tasks]
         vul = pd.concat([v for v, _ in parts], ignore_index=True)
         stages = pd.concat([s for _, s in parts], ignore_index=True)
@@ -245,7 +260,20 @@ def run(
             ds, networks, text, tmp, {m: first.nodes(n) for m, n in networks.items()},
             first.label)
     if write_files:
-        written = write(indices, ds, out_dir, extra)
+        written = write(indices, ds, out_dir, extra, _marker(scenario))
         if store:
             store.clear()
     return RunResult(scenario, indices, ds, written, dict(networks), notes)
+
+
+def _marker(scenario: Scenario) -> dict:
+    """What made an output folder (its chokepoint-run.json)."""
+    import sys
+    import time
+
+    from . import __version__
+
+    return {"chokepoint": __version__, "scenario": scenario.spec.name,
+            "scenario_file": scenario.path.name if scenario.path else None,
+            "command": " ".join(["chokepoint", *sys.argv[1:]]) if sys.argv else "",
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -9,6 +9,9 @@
   miner, counted at every stage) in the four cases, per solver and size; a solver whose size
   takes longer than :data:`SCALE_BUDGET_S` skips the larger sizes. ``growth`` fits the
   exponent of time per index against network size, ``plot_scale`` draws it.
+- ``chain``: the whole ``chokepoint run`` of a scenario over the 7-stage chain read from a flows
+  file (written from the generator, or the user's own file), two focal sets, four cases, each
+  solver in its own process: wall time and peak memory against :data:`CHAIN_GOALS`.
 """
 
 from __future__ import annotations
@@ -65,17 +68,21 @@ class SolverSpec:
 
 
 SOLVERS: dict[str, SolverSpec] = {s.name: s for s in [
-    SolverSpec("highs-matrix", "HiGHS via highspy, model compiled once by Pyomo's standard-form "
-               "compiler, bounds updated in place (the default)", "highspy"),
-    SolverSpec("highs-persistent", "HiGHS, Pyomo's persistent (appsi) interface", "appsi_highs"),
-    SolverSpec("highs", "HiGHS, Pyomo's non-persistent interface (model sent every solve)",
-               "highs"),
-    SolverSpec("glpk", "GLPK glpsol, through LP files", "glpk"),
-    SolverSpec("cbc", "COIN-OR CBC, through LP files", "cbc"),
-    SolverSpec("maxflow", "networkx max-flow (optimistic, pessimistic A and B only)", None,
+    SolverSpec("highspy", "HiGHS via highspy, each formulation's matrix fed once, bounds and "
+               "costs updated as vectors (the default)", "highspy"),
+    SolverSpec("network", "the exact network-flow engine: igraph max-flow for the bound cases, "
+               "a sparse linear system for the proportional case", "network"),
+    SolverSpec("appsi_highs", "HiGHS on the Pyomo model, Pyomo's persistent (appsi) interface",
+               "appsi_highs"),
+    SolverSpec("highs", "HiGHS on the Pyomo model, Pyomo's non-persistent interface (model "
+               "sent every solve)", "highs"),
+    SolverSpec("glpk", "GLPK glpsol on the Pyomo model, through LP files", "glpk"),
+    SolverSpec("cbc", "COIN-OR CBC on the Pyomo model, through LP files", "cbc"),
+    SolverSpec("maxflow", "networkx max-flow, the independent test baseline (optimistic, "
+               "pessimistic A and B only)", None,
                (Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B)),
 ]}
-REFERENCE = "highs-matrix"
+REFERENCE = "highspy"
 
 
 # -- one scenario ----------------------------------------------------------------------------
@@ -282,11 +289,15 @@ def _in_fresh_process(fn, *args, timeout: float | None = None):
 
 
 def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3, log=print,
-                 sizes: tuple[int, ...] = SCALE_SIZES) -> list[SuiteResult]:
+                 sizes: tuple[int, ...] = SCALE_SIZES, chain_sizes: tuple[int, ...] = (200,),
+                 flows: Path | None = None) -> list[SuiteResult]:
     out = []
     for suite in suites:
         if suite == "scale":
             out += _bench_scale(solvers, repeat, sizes, log)
+            continue
+        if suite == "chain":
+            out += bench_chain(solvers, chain_sizes, repeat, flows, log)
             continue
         reference: dict | None = None
         for solver in [REFERENCE] + [s for s in solvers if s != REFERENCE]:
@@ -356,6 +367,131 @@ def _bench_scale(solvers, repeat, sizes, log) -> list[SuiteResult]:
     return out
 
 
+#: The chain suite's goals on the project's 2-core machine (issue: LP core v2): the whole
+#: ``chokepoint run`` of 200 economies x 7 stages, two focal sets, four cases.
+CHAIN_GOALS = {"highspy": (25.0, 1024.0), "network": (5.0, None)}
+CHAIN_STAGES = 7
+
+
+def chain_flows(countries: int, folder: Path, seed: int = 0) -> Path:
+    """Write the seeded 7-stage chain of ``countries`` economies as a flows file
+    (``lithium_2020.csv``, the published format) into ``folder``."""
+    from dataclasses import replace
+
+    from .synthetic import synthetic_network
+
+    folder.mkdir(parents=True, exist_ok=True)
+    net = replace(synthetic_network(countries, CHAIN_STAGES, seed=seed), material="lithium")
+    path = folder / "lithium_2020.csv"
+    net.to_csv(path)
+    return path
+
+
+def chain_scenario(flows: Path, folder: Path) -> Path:
+    """A scenario over one flows file: its largest miner and its first country as focal
+    sets, its first product with the file's material, four cases, no stage decomposition."""
+    import re
+
+    import yaml
+
+    from .chemistry import CHEMISTRIES, MATERIALS
+    from .networks import load_network
+    from .network import Stage
+
+    net = load_network(flows)
+    mines = net.node_flow()["outflow"][net.nodes["stage"] == Stage.MINE]
+    largest = net.nodes.loc[mines.idxmax(), "owner"]
+    first = next(o for o in net.owners if o != largest)
+    material = net.material if net.material in MATERIALS else "lithium"
+    product = next(p for p in net.products if material in CHEMISTRIES[p])
+    match = re.fullmatch(r"[a-z]+_(\d{4})", flows.stem)
+    spec = {"name": f"chain-{len(net.arcs)}", "network": {
+        "flows": str(flows.parent.resolve()), "year": int(match.group(1)) if match else 2020},
+        "pairs": [f"{product}-{material}"], "stage_contributions": False,
+        "focal": {"largest miner": [largest], "first country": [first]}}
+    path = folder / "chain.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _timed_run(scenario: Path, solver: str, out: Path,
+               timeout: float = SCALE_TIMEOUT_S) -> tuple[float, float, int]:
+    """Wall seconds and peak resident MiB of a whole ``chokepoint run`` in its own process,
+    and its exit status (-1: stopped after ``timeout`` seconds)."""
+    import os
+    import signal
+    import subprocess
+
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "chokepoint.cli", "run", str(scenario),
+                             "--set", f"solver={solver}", "--out", str(out), "--quiet",
+                             "--no-progress"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - t > timeout:
+            proc.send_signal(signal.SIGTERM)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -1
+            return time.perf_counter() - t, usage.ru_maxrss / 1024, -1
+        time.sleep(0.05)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def bench_chain(solvers: list[str], sizes: tuple[int, ...] = (200,), repeat: int = 1,
+                flows: Path | None = None, log=print) -> list[SuiteResult]:
+    """Whole ``chokepoint run`` on the 7-stage chain read from a flows file (generated per
+    size, or ``flows``), each solver in its own process; best wall time of ``repeat``."""
+    import tempfile
+
+    import pandas as pd
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="chokepoint-chain-") as tmp:
+        tmp = Path(tmp)
+        for n in ([None] if flows else sizes):
+            folder = tmp / f"chain-{n}"
+            path = Path(flows) if flows else chain_flows(n, folder / "flows")
+            scenario = chain_scenario(path, folder)
+            arcs = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
+            reference = None
+            for solver in [REFERENCE] + [s for s in solvers if s != REFERENCE]:
+                if not SOLVERS[solver].available() or SOLVERS[solver].pyomo is None:
+                    continue
+                log(f"chain: {arcs} arcs: {solver} (whole chokepoint run) ...")
+                runs = [_timed_run(scenario, solver, folder / solver) for _ in range(repeat)]
+                row = SuiteResult("chain", solver, "ok", countries=n or 0,
+                                  stages=CHAIN_STAGES, network_arcs=arcs, indices=8,
+                                  wall_s=min(w for w, _, _ in runs),
+                                  peak_rss_mib=max(m for _, m, _ in runs))
+                if any(code == -1 for _, _, code in runs):
+                    row.status = f"stopped: over {SCALE_TIMEOUT_S:.0f} s"
+                elif any(code for _, _, code in runs):
+                    row.status = "failed"
+                else:
+                    vi = pd.read_csv(folder / solver / "vulnerability.csv")["vi"].to_numpy()
+                    if reference is None:
+                        reference = vi
+                    row.max_abs_diff = float(abs(vi - reference).max())
+                    if row.max_abs_diff > AGREEMENT_TOL:
+                        row.status = f"DISAGREES with {REFERENCE} by {row.max_abs_diff:.3g}"
+                    goal = CHAIN_GOALS.get(solver)
+                    if goal and n == 200:
+                        secs, mib = goal
+                        met = row.wall_s <= secs and (mib is None or row.peak_rss_mib <= mib)
+                        row.status = (row.status if row.status != "ok" else
+                                      f"goal {secs:.0f} s" + (f", {mib / 1024:.0f} GiB"
+                                                              if mib else "")
+                                      + (": met" if met else ": MISSED"))
+                if solver in solvers:
+                    out.append(row)
+    return out
+
+
 def growth(results: list[SuiteResult]) -> str:
     """Median time per index by size and solver, and the fitted exponent t ~ arcs^b."""
     import numpy as np
@@ -418,21 +554,25 @@ def render_suites(results: list[SuiteResult]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         suite = f"{r.suite} {r.countries}" if r.countries else r.suite
-        if r.status != "ok" and not r.status.startswith("DISAGREES"):
+        if r.status in ("not available", "failed") or r.status.startswith(("skipped",
+                                                                          "stopped")):
             lines.append(f"{suite:<10} {r.solver:<17} {'':>7} {'':>7} {'':>8} {'':>9} {'':>8} "
                          f"{'':>7} {'':>8} {'':>9}  {r.status}")
             continue
         diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.1e}"
+        timed = r.suite != "chain"  # the chain suite times whole runs only
         lines.append(
-            f"{suite:<10} {r.solver:<17} {r.network_arcs:>7} {r.indices:>7} {r.build_s:>8.3f} "
-            f"{r.solve_median_ms:>9.2f} {r.solve_p95_ms:>8.2f} {r.wall_s:>7.2f} "
-            f"{r.peak_rss_mib:>8.0f} {diff:>9}  {r.status}")
+            f"{suite:<10} {r.solver:<17} {r.network_arcs:>7} {r.indices:>7} "
+            + (f"{r.build_s:>8.3f} {r.solve_median_ms:>9.2f} {r.solve_p95_ms:>8.2f} " if timed
+               else f"{'-':>8} {'-':>9} {'-':>8} ")
+            + f"{r.wall_s:>7.2f} {r.peak_rss_mib:>8.0f} {diff:>9}  {r.status}")
     return "\n".join(lines) + "\n"
 
 
 def write_csv(results: list[SuiteResult], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    from .publish import written
+
+    with written(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
         w.writeheader()
         w.writerows(asdict(r) for r in results)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
 from .errors import ChokepointError
+from .sweep import STOP_SIGNAL
 
 EXIT_ERROR = 1
 
@@ -70,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     imp = dsub.add_parser("import-trademap", help="compile a folder of Trade Map downloads "
                           "into the tidy trade table")
     imp.add_argument("folder", help="folder with one sub-folder per HS code")
-    imp.add_argument("--out", metavar="FILE", help="default: data/trade_2017_2021.csv.gz")
+    imp.add_argument("--out", metavar="FILE", help="default: data/trade_2017_2021.csv.gz (the "
+                     "shipped table: replaced only with --force)")
+    imp.add_argument("--force", action="store_true", help="replace the shipped table")
     chk = dsub.add_parser("check", help="coverage, trade, uncertain sources and balance per "
                           "material; fails on any imbalance")
     chk.add_argument("--year", type=int, default=2020)
@@ -92,13 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites")
     b.add_argument("scenario", nargs="?", help="scenario YAML file: time its grid with its own "
                    "solver (model build vs re-solves)")
-    b.add_argument("--suite", choices=["paper", "ranking", "scale", "all"],
+    b.add_argument("--suite", choices=["paper", "ranking", "scale", "chain", "all"],
                    help="paper: 10 focal sets x 5 pairs x 4 cases; ranking: every country; "
-                   "scale: synthetic networks of --sizes countries x 7 stages; all: the three "
-                   "(default when no scenario is given: paper)")
+                   "scale: synthetic networks of --sizes countries x 7 stages; chain: the whole "
+                   "`chokepoint run` on a 7-stage chain read from a flows file (200 economies, "
+                   "or --chain-sizes, or --flows FILE); all: the four (default when no "
+                   "scenario is given: paper)")
     b.add_argument("--solvers", nargs="+", metavar="SOLVER",
-                   help="default: every one available (highs-matrix highs-persistent highs glpk "
+                   help="default: every one available (highspy network appsi_highs highs glpk "
                    "cbc maxflow)")
+    b.add_argument("--chain-sizes", nargs="+", type=int, metavar="N", default=None,
+                   help="chain suite: economies per chain (default 200)")
+    b.add_argument("--flows", metavar="FILE", help="chain suite: time this flows file "
+                   "(<material>_<year>.csv, published format) instead of a generated chain")
     b.add_argument("--sizes", nargs="+", type=int, metavar="N", default=None,
                    help="scale suite: countries per synthetic network (default 25 50 100 200)")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
@@ -167,8 +177,9 @@ def _run(args) -> int:
 
 
 def _rank(args) -> int:
-    import os
     from pathlib import Path
+
+    from .publish import output_lock, staged
 
     from .focal import load_blocs
     from .ranking import rank, render
@@ -177,18 +188,17 @@ def _rank(args) -> int:
     t = time.perf_counter()
     df = rank(args.year, args.profile, blocs)
     print(render(df, args.top), end="")
-    out = Path(args.out or f"results/rank-{args.year}") / "ranking.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    df.to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, out)
+    folder = Path(args.out or f"results/rank-{args.year}")
     from . import figures
 
-    countries_only = df[df["kind"] == "country"]
-    for (chem, mat), _ in countries_only.groupby(["chemistry", "material"]):
-        figures.save(figures.ranking(countries_only, chem, mat, args.top),
-                     out.parent / f"ranking_{chem}-{mat}")
-    print(f"wrote {out} ({len(df)} indices, {time.perf_counter() - t:.2f} s)", file=sys.stderr)
+    with output_lock(folder), staged(folder, {"command": "chokepoint rank"}) as tmp:
+        df.to_csv(tmp / "ranking.csv", index=False, float_format="%.10g")
+        countries_only = df[df["kind"] == "country"]
+        for (chem, mat), _ in countries_only.groupby(["chemistry", "material"]):
+            figures.save(figures.ranking(countries_only, chem, mat, args.top),
+                         tmp / f"ranking_{chem}-{mat}")
+    print(f"wrote {folder / 'ranking.csv'} ({len(df)} indices, "
+          f"{time.perf_counter() - t:.2f} s)", file=sys.stderr)
     return 0
 
 
@@ -212,7 +222,10 @@ def _narrow(args) -> int:
                          scenario.spec.solver)
     print(render(table, args.focal, str(pair), args.top), end="")
     if args.out:
-        table.to_csv(args.out, index=False, float_format="%.10g")
+        from .publish import written
+
+        with written(args.out) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.10g")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -227,6 +240,7 @@ def _validate(args) -> int:
 
     variants, samples, _ = make_tasks(scenario, scenario.blocs())
     _check_variant_edits(scenario, variants)
+    _check_solvers(scenario, variants)
     families, _, _ = scenario.user_families()
     extra = (f", {len(variants)} variants" if len(variants) > 1 else "") + \
         (f", {len(samples)} samples" if scenario.spec.sensitivity else "") + \
@@ -234,6 +248,29 @@ def _validate(args) -> int:
     print(f"{args.scenario}: ok: {len(focal_sets)} focal sets, {len(scenario.pairs)} pairs, "
           f"{len(scenario.cases)} cases{extra}, networks: {', '.join(networks)}")
     return 0
+
+
+def _check_solvers(scenario, variants) -> None:
+    """Every solver the scenario names is installed here."""
+    from .errors import SolverError
+    from .lp import DEFAULT_SOLVER, NETWORK_SOLVER
+    from .lp.pyomo_engine import make_solver
+
+    for v in variants:
+        name = v.spec.solver
+        if name == NETWORK_SOLVER:
+            try:
+                import igraph  # noqa: F401
+            except ImportError:
+                raise SolverError("solver network needs python-igraph: pip install igraph") \
+                    from None
+        elif name != DEFAULT_SOLVER:
+            try:
+                make_solver(name, v.spec.solver_options)
+            except SolverError as e:
+                where = scenario.where(("solver",)) if not v.coords else \
+                    f"{scenario.where(('sweep',))}: variant {v.label}"
+                raise SolverError(f"{where}: {e}") from None
 
 
 def _bench(args) -> int:
@@ -252,12 +289,15 @@ def _bench(args) -> int:
             raise ChokepointError(f"--solvers: unknown solver {s!r}"
                                   f"{did_you_mean(s, list(SOLVERS))}; choose from "
                                   f"{', '.join(SOLVERS)}")
-    suites = ["paper", "ranking", "scale"] if args.suite == "all" else [args.suite or "paper"]
+    suites = ["paper", "ranking", "scale", "chain"] if args.suite == "all" else \
+        [args.suite or "paper"]
     print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up, each solver "
           "in a fresh process", file=sys.stderr)
     results = bench_suites(suites, solvers, args.repeat,
                            log=lambda m: print(m, file=sys.stderr),
-                           sizes=tuple(args.sizes or SCALE_SIZES))
+                           sizes=tuple(args.sizes or SCALE_SIZES),
+                           chain_sizes=tuple(args.chain_sizes or (200,)),
+                           flows=Path(args.flows) if args.flows else None)
     print(render_suites(results), end="")
     print(growth(results), end="")
     out = Path(args.out or "results/bench") / "bench.csv"
@@ -268,6 +308,8 @@ def _bench(args) -> int:
 
 
 def _data(args) -> int:
+    from pathlib import Path
+
     from .inputs import TRADE_TABLE, Inputs, data_dir
     from .trademap import check_coverage, import_trademap, write_table
 
@@ -277,10 +319,14 @@ def _data(args) -> int:
         text, ok = data_check(args.year, args.profile)
         print(text, end="")
         return 0 if ok else EXIT_ERROR
+    out = Path(args.out or data_dir() / TRADE_TABLE)
+    shipped = (data_dir() / TRADE_TABLE).resolve()
+    if out.resolve() == shipped and out.exists() and not args.force:
+        raise ChokepointError(f"{out} is the shipped trade table: give --out FILE for a new "
+                              "one, or --force to replace it")
     inputs = Inputs.load(2020)
     result = import_trademap(args.folder, inputs.preferred_names)
     check_coverage(result, inputs.all_codes(), inputs.importers())
-    out = args.out or data_dir() / TRADE_TABLE
     write_table(result.table, out)
     print(result.summary())
     print(f"wrote {out}", file=sys.stderr)
@@ -291,8 +337,12 @@ def _network(args) -> int:
     from .inputs import Inputs
     from .mfa import build_network
 
+    from .publish import check_path, written
+
+    check_path(args.out, folder=False)
     net = build_network(args.material, Inputs.load(args.year), args.profile)
-    net.to_csv(args.out, args.fmt)
+    with written(args.out) as tmp:
+        net.to_csv(tmp, args.fmt)
     print(f"wrote {args.out} ({len(net.arcs)} arcs)", file=sys.stderr)
     return 0
 
@@ -310,26 +360,79 @@ def _math(args) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: tasks stop, saved parts stay."""
+
+
+def _on_signal(signum, frame) -> None:
+    STOP_SIGNAL.append(signum)
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _logging() -> None:
+    """Notes of the library (resumed parts, discarded parts) as ``chokepoint: note:`` lines."""
+    import logging
+
+    log = logging.getLogger("chokepoint")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("chokepoint: note: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow, "validate": _validate, "bench": _bench, "math": _math,
-                "data": _data, "network": _network}
+    commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
+                "validate": _validate, "bench": _bench, "math": _math, "data": _data,
+                "network": _network}
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    # A worker stopped mid-task leaves a lock Pyomo made in it to multiprocessing's resource
+    # tracker, which removes it and says so on stderr; the run has said what happened. The
+    # tracker takes its warning filters from these options when it starts.
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    _logging()
     try:
         return commands[args.command](args)
+    except KeyboardInterrupt as e:
+        return _stopped(e)
     except ChokepointError as e:
+        if STOP_SIGNAL:  # an error raised while a signal unwound the work
+            return _stopped(e)
         if args.debug:
             raise
         print(f"chokepoint: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("chokepoint: interrupted; nothing written", file=sys.stderr)
-        return 130
+    except OSError as e:  # the user's file system: say which path and why, in one line
+        if STOP_SIGNAL:
+            return _stopped(e)
+        if args.debug:
+            raise
+        from .publish import os_error
+
+        print(f"chokepoint: error: {os_error(e)}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as e:  # a bug of ours: still one line, with a way to see more
+        if STOP_SIGNAL:
+            return _stopped(e)
         if args.debug:
             raise
         print(f"chokepoint: internal error: {type(e).__name__}: {e} (rerun with --debug)",
               file=sys.stderr)
         return EXIT_ERROR
+
+
+def _stopped(e: BaseException) -> int:
+    """Ctrl-C or SIGTERM: one line saying what was kept; exit 130 or 143."""
+    kept = getattr(e, "saved", None)
+    what = f"{kept} of {e.total} tasks saved, re-run to resume" if kept is not None \
+        else "nothing written"
+    terminated = (STOP_SIGNAL and STOP_SIGNAL[0] == signal.SIGTERM) or isinstance(e, _Terminated)
+    print(f"chokepoint: {'terminated' if terminated else 'interrupted'}; {what}",
+          file=sys.stderr)
+    return 143 if terminated else 130
 
 
 if __name__ == "__main__":

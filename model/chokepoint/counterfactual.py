@@ -274,7 +274,14 @@ def _fraction(inputs: Inputs, e: SetFraction, where: str) -> None:
                             for stage in m.values() for c in stage})
             raise EditError(f"{where}: unknown HS code {e.code!r}{did_you_mean(e.code, codes)}")
         for spec in specs:
-            spec["fraction"] = e.value if e.value is not None else spec["fraction"] * e.factor
+            if e.value is None and spec.get("fraction") is None:
+                raise EditError(f"{where}: HS code {e.code} has no contained fraction to "
+                                "scale; give value: instead of factor")
+            new = e.value if e.value is not None else spec["fraction"] * e.factor
+            if new > 1:
+                raise EditError(f"{where}: this pushes HS code {e.code}'s contained fraction "
+                                f"to {new:g}, above 1 t per t")
+            spec["fraction"] = new
         return
     fr = inputs.materials["cathode_mass_fractions"]
     if e.chemistry not in fr:
@@ -288,7 +295,11 @@ def _fraction(inputs: Inputs, e: SetFraction, where: str) -> None:
     for t in tables:
         if e.material in t.get(e.chemistry, {}):
             old = t[e.chemistry][e.material]
-            t[e.chemistry][e.material] = e.value if e.value is not None else old * e.factor
+            new = e.value if e.value is not None else old * e.factor
+            if new > 1:
+                raise EditError(f"{where}: this pushes {e.chemistry}'s {e.material} mass "
+                                f"fraction to {new:g}, above 1 t per t")
+            t[e.chemistry][e.material] = new
 
 
 _APPLY = {ScaleProduction: _scale, MoveProduction: _move, Recycling: _recycle,

@@ -43,11 +43,17 @@ def iso3(name: str) -> str | None:
         return pycountry.countries.lookup(str(name).strip()).alpha_3
     except LookupError:
         pass
-    for country in pycountry.countries:  # accent-insensitive match of the ISO names
+    return _folded_iso_names().get(folded)  # accent-insensitive match of the ISO names
+
+
+@lru_cache(maxsize=1)
+def _folded_iso_names() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for country in pycountry.countries:
         for attr in ("name", "official_name", "common_name"):
-            if _fold(getattr(country, attr, "") or "") == folded:
-                return country.alpha_3
-    return None
+            out.setdefault(_fold(getattr(country, attr, "") or ""), country.alpha_3)
+    out.pop("", None)
+    return out
 
 
 def key(name: str) -> str:

@@ -80,15 +80,13 @@ class FocalSet:
 
 def load_blocs(path: str | Path) -> dict[str, dict]:
     """Named blocs from a YAML file: name -> {description, countries[, stages]}."""
-    import yaml
-
+    from . import yamlio
     from .errors import read_text
 
     path = Path(path)
-    try:
-        blocs = yaml.safe_load(read_text(path, "blocs file", ScenarioError)) or {}
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"{path}: malformed YAML: {e}") from None
+    blocs, _ = yamlio.load(read_text(path, "blocs file", ScenarioError), str(path),
+                           ScenarioError, max_values=100_000)
+    blocs = blocs or {}
     if not isinstance(blocs, dict):
         raise ScenarioError(f"{path}: a blocs file maps bloc names to lists of countries")
     out = {}
@@ -158,5 +156,7 @@ def parse_focal(spec: Mapping, known_owners: list[str], where: str = "focal",
                 m = m["country"]
             k = countries.resolve(str(m), known_owners, f"{here}[{i}]")
             members[k] = members.get(k, frozenset()) | st
+        if not members:
+            raise ScenarioError(f"{here}: empty focal set: name at least one country")
         out.append(FocalSet(str(label), tuple(sorted(members.items()))))
     return out

@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from . import countries
 from .errors import ChokepointError
@@ -34,14 +33,16 @@ def data_dir() -> Path:
 
 
 def _load_yaml(path: Path) -> dict:
+    from . import yamlio
+
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            text = f.read()
     except FileNotFoundError:
         raise InputsError(f"{path}: missing input file") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputsError(f"{path}{f':{mark.line + 1}' if mark else ''}: malformed YAML") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputsError(f"{path}: cannot read: {e}") from None
+    data, _ = yamlio.load(text, str(path), InputsError)
     if not isinstance(data, dict):
         raise InputsError(f"{path}: expected a YAML mapping")
     return data

@@ -176,18 +176,21 @@ class Network:
         if not isinstance(arcs, pd.DataFrame):
             arcs = pd.DataFrame(list(arcs), columns=["source", "target", "tonnes"])
         arcs = arcs.reset_index(drop=True)
-        rows = [f"{origin}: row {i + 2}" for i in range(len(arcs))]  # +2: header and 1-based
+        rows = _Rows(origin)
         _check_tonnage(arcs, rows)
         arcs = arcs.assign(tonnes=pd.to_numeric(arcs["tonnes"]).astype(float))
         names = pd.unique(pd.concat([arcs["source"], arcs["target"]], ignore_index=True))
-        parsed = {}
-        for i, (s, t) in enumerate(zip(arcs["source"], arcs["target"])):
-            for n in (s, t):
-                if n not in parsed:
-                    try:
-                        parsed[n] = parse_node(n)
-                    except ValueError as e:
-                        raise NetworkError(f"{rows[i]}: {e}") from None
+        parsed, bad = {}, {}
+        for n in names:  # each distinct name once; the first bad one by row is reported
+            try:
+                parsed[n] = parse_node(n)
+            except ValueError as e:
+                bad[n] = e
+        if bad:
+            at = arcs["source"].isin(bad).to_numpy() | arcs["target"].isin(bad).to_numpy()
+            i = int(np.flatnonzero(at)[0])
+            n = arcs["source"][i] if arcs["source"][i] in bad else arcs["target"][i]
+            raise NetworkError(f"{rows[i]}: {bad[n]}")
         nodes = pd.DataFrame(
             {"owner": [parsed[n][0] for n in names],
              "stage": np.array([parsed[n][1] for n in names], dtype=object)},
@@ -272,41 +275,59 @@ class Network:
 
     # -- validation ------------------------------------------------------------------------
 
-    def _validate(self, rows: list[str]) -> None:
-        arcs, stage = self.arcs, self.nodes["stage"]
-        dup = arcs.duplicated(["source", "target"], keep="first")
+    def _validate(self, rows: "_Rows") -> None:
+        arcs, stage = self.arcs, self.nodes["stage"].to_numpy()
+        dup = arcs.duplicated(["source", "target"], keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
             raise NetworkError(
                 f"{rows[i]}: duplicate arc {arcs.source[i]!r} -> {arcs.target[i]!r}"
             )
-        for i, (s, t) in enumerate(zip(arcs["source"], arcs["target"])):
-            if s == t:
-                raise NetworkError(f"{rows[i]}: arc from {s!r} to itself")
-            if stage[s].is_sink:
-                raise NetworkError(f"{rows[i]}: {s!r} is a {stage[s].value} and cannot send flow")
-            if stage[s] is Stage.UNCERTAIN_SOURCE and not stage[t].is_interior:
-                raise NetworkError(f"{rows[i]}: uncertain source {s!r} feeds {t!r}, which "
-                                   "is no interior node (pool or processor)")
-            if stage[t].is_source:
-                raise NetworkError(
-                    f"{rows[i]}: {t!r} is a {stage[t].value} and cannot receive flow"
-                )
+        src = self.nodes.index.get_indexer(arcs["source"])
+        tgt = self.nodes.index.get_indexer(arcs["target"])
+        kind = {st: np.array([x is st for x in stage]) for st in Stage}
+        sink = kind[Stage.PRODUCT] | kind[Stage.OTHER_SINK]
+        source = kind[Stage.MINE] | kind[Stage.RECYCLING] | kind[Stage.UNCERTAIN_SOURCE]
+        interior = np.array([x.is_interior for x in stage], dtype=bool)
+        checks = [
+            (src == tgt, lambda i: f"arc from {arcs.source[i]!r} to itself"),
+            (sink[src], lambda i: f"{arcs.source[i]!r} is a {stage[src[i]].value} and cannot "
+                                  "send flow"),
+            (kind[Stage.UNCERTAIN_SOURCE][src] & ~interior[tgt],
+             lambda i: f"uncertain source {arcs.source[i]!r} feeds {arcs.target[i]!r}, which "
+                       "is no interior node (pool or processor)"),
+            (source[tgt], lambda i: f"{arcs.target[i]!r} is a {stage[tgt[i]].value} and cannot "
+                                    "receive flow"),
+        ]
+        bad = [(int(np.flatnonzero(mask)[0]), say) for mask, say in checks if mask.any()]
+        if bad:
+            i, say = min(bad, key=lambda b: b[0])
+            raise NetworkError(f"{rows[i]}: {say(i)}")
         if not self.products:
             raise NetworkError(
                 f"{self.origin}: no product sink: no arc ends in any of {', '.join(PRODUCTS)}"
             )
         flow = self.node_flow()
-        interior = flow[stage.map(lambda s: s.is_interior)]
-        gap = (interior["inflow"] - interior["outflow"]).abs()
-        scale = interior[["inflow", "outflow"]].max(axis=1)
-        bad = gap > BALANCE_RTOL * scale.where(scale > 0, 1.0)
-        if bad.any():
-            n = bad.idxmax()
+        inflow, outflow = flow["inflow"].to_numpy(), flow["outflow"].to_numpy()
+        gap = np.abs(inflow - outflow)
+        scale = np.maximum(inflow, outflow)
+        unbalanced = interior & (gap > BALANCE_RTOL * np.where(scale > 0, scale, 1.0))
+        if unbalanced.any():
+            n = self.nodes.index[int(np.flatnonzero(unbalanced)[0])]
             raise NetworkError(
                 f"{self.origin}: node {n!r} is unbalanced: inflow {flow.inflow[n]:.6g} t, "
                 f"outflow {flow.outflow[n]:.6g} t (relative tolerance {BALANCE_RTOL:g})"
             )
+
+
+class _Rows:
+    """``origin: row N`` for the i-th arc (N counts the header, from 1), made on demand."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+
+    def __getitem__(self, i: int) -> str:
+        return f"{self.origin}: row {i + 2}"
 
 
 def _check_tonnage(arcs: pd.DataFrame, rows: list[str]) -> None:

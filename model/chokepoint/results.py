@@ -1,12 +1,10 @@
 """Labelled results: an xarray Dataset with units and case descriptions, tidy CSVs, and the
-printed table in the shape of the paper's Table 2. Files are written all together or not at all."""
+printed table in the shape of the paper's Table 2. A run's folder is published whole."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from .cases import CASES, Case
 from .chemistry import CHEMISTRIES, MATERIALS
 from .focal import STAGE_STEPS
 from .index import AGGREGATE, Indices
+from .publish import staged
 
 VULNERABILITY_CSV = "vulnerability.csv"
 STAGES_CSV = "stage_contributions.csv"
@@ -97,33 +96,29 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
     return ds
 
 
-def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path, extra=None) -> Path:
-    """Write the CSVs and ``results.nc`` into ``out_dir``, replacing its files at once.
+def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path, extra=None,
+          marker: dict | None = None) -> Path:
+    """Write the CSVs and ``results.nc`` as the folder ``out_dir``, all at once.
 
-    Everything is first written to a temporary folder beside ``out_dir``; only when every file
-    is complete are they moved in, so a failure leaves the old results untouched.
+    The whole folder is built aside on the target's file system and swapped in as one step
+    (:func:`chokepoint.publish.staged`): no file of an earlier run survives beside the new
+    ones, and a failure leaves the earlier folder as it was.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged(out_dir, marker) as tmp:
         indices.vulnerability.to_csv(tmp / VULNERABILITY_CSV, index=False, float_format="%.10g")
         if not indices.stages.empty:
             indices.stages.to_csv(tmp / STAGES_CSV, index=False, float_format="%.10g")
-        ds.to_netcdf(tmp / DATASET_NC, engine="h5netcdf")
+        # HDF5 crashes the process when the disk fills under it: build the file in memory,
+        # then write its bytes with Python, which raises a plain "no space left" instead
+        image = io.BytesIO()
+        ds.to_netcdf(image, engine="h5netcdf")
+        (tmp / DATASET_NC).write_bytes(image.getvalue())
         if "vi_quantile" in ds:
             ds["vi_quantile"].to_dataframe().reset_index().to_csv(
                 tmp / SENSITIVITY_CSV, index=False, float_format="%.10g")
         if extra is not None:  # more files (the report), written before anything is moved
             extra(tmp)
-        out_dir.mkdir(exist_ok=True)
-        for f in tmp.iterdir():
-            if f.is_dir() and (out_dir / f.name).is_dir():
-                shutil.rmtree(out_dir / f.name)
-            os.replace(f, out_dir / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return Path(out_dir)
 
 
 def table(vulnerability: pd.DataFrame) -> str:

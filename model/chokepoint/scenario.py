@@ -81,7 +81,8 @@ class SensitivitySpec(BaseModel):
                          description="Samples (grid: points per parameter).")
     method: Literal["lhs", "mc", "grid"] = Field(
         "lhs", description="Latin hypercube, Monte Carlo, or a full grid.")
-    seed: int = Field(0, description="Seed: the same seed gives the same samples, bit for bit.")
+    seed: int = Field(0, ge=0, description="Seed: the same seed gives the same samples, bit "
+                      "for bit.")
     parameters: list[UncertainFraction] = Field(min_length=1)
     quantiles: list[float] = Field([0.05, 0.5, 0.95], description="Summary quantiles.")
 
@@ -141,6 +142,14 @@ class ScenarioSpec(BaseModel):
     sensitivity: SensitivitySpec | None = Field(
         None, description="Sample uncertain contained and mass fractions.")
 
+    @field_validator("sweep")
+    @classmethod
+    def _values_to_sweep(cls, v: dict) -> dict:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"sweep.{key} is an empty list: give at least one value")
+        return v
+
     @field_validator("focal")
     @classmethod
     def _labels_are_text(cls, v: dict) -> dict:
@@ -150,7 +159,11 @@ class ScenarioSpec(BaseModel):
         return v
 
 
-def _line_map(text: str) -> dict[tuple, int]:
+#: Most values a scenario may expand to (its aliases counted once per use).
+MAX_SCENARIO_VALUES = 100_000
+
+
+def _line_map(root) -> dict[tuple, int]:
     """YAML path (tuple of keys / indices) -> 1-based line where its value starts."""
     lines: dict[tuple, int] = {}
 
@@ -164,10 +177,6 @@ def _line_map(text: str) -> dict[tuple, int]:
             for i, v in enumerate(node.value):
                 walk(v, path + (i,))
 
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
     if root is not None:
         walk(root, ())
     return lines
@@ -206,9 +215,10 @@ class Scenario:
                 f"{self.where(('network', 'profile'))}: unknown profile "
                 f"{spec.network.profile!r}{did_you_mean(spec.network.profile, PROFILES)}; "
                 f"choose from {', '.join(PROFILES)}")
-        from .lp import known_solvers
+        from .lp import DEFAULT_SOLVER, NETWORK_SOLVER, known_solvers
 
-        if spec.solver not in known_solvers():
+        if spec.solver not in (DEFAULT_SOLVER, NETWORK_SOLVER) and \
+                spec.solver not in known_solvers():
             raise ScenarioError(f"{self.where(('solver',))}: unknown solver {spec.solver!r}"
                                 f"{did_you_mean(spec.solver, known_solvers())}")
         labels = [label.strip().lower() for label in spec.focal]
@@ -336,19 +346,15 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
 
 def parse_scenario(text: str, path: Path | None = None,
                    overrides: Mapping[str, Any] | None = None) -> Scenario:
+    from . import yamlio
+
     file = str(path) if path else "<scenario>"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ScenarioError(f"{file}{at}: malformed YAML: {problem}") from None
+    data, root = yamlio.load(text, file, ScenarioError, max_values=MAX_SCENARIO_VALUES)
     if not isinstance(data, dict):
         raise ScenarioError(f"{file}: a scenario is a YAML mapping (name:, network:, focal:, ...)")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    lines = _line_map(text)
+    lines = _line_map(root)
     try:
         spec = ScenarioSpec.model_validate(data)
     except ValidationError as e:

@@ -1,20 +1,20 @@
 """Sweeps: a scenario's variants (cartesian product or explicit list) and sensitivity samples,
 run in this process, a local process pool, or a Dask cluster, with resumable partial results.
 
-A task is one variant and a chunk of its samples. Each finished task is saved under a hidden
-``.<name>.parts`` folder beside the output; a re-run with the same scenario skips what is there.
+A task is one variant and a chunk of its samples. Each finished task is saved as a part
+(:mod:`chokepoint.parts`) beside the output; a re-run with the same inputs skips what is there.
 Results are assembled in task order, so they are identical however the tasks ran.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import logging
 import os
-import pickle
-import shutil
-from collections.abc import Iterator, Sequence
+import signal
+from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +24,8 @@ import pandas as pd
 
 from .errors import ChokepointError, ScenarioError, did_you_mean
 from .scenario import Scenario, ScenarioSpec, set_dotted
+
+log = logging.getLogger("chokepoint")
 
 #: Dotted scenario keys a sweep or variant may set.
 SWEEPABLE = ("network.year", "network.profile", "network.flows", "network.close_imbalances",
@@ -128,46 +130,83 @@ def variants(scenario: Scenario) -> list[Variant]:
     return out
 
 
-def samples(spec: ScenarioSpec, inputs_codes: dict[str, list[str]],
+#: Most samples a sensitivity run may draw (a grid's points per parameter, to the power of the
+#: parameters): beyond this a run would take days, so validation stops it.
+MAX_SAMPLES = 100_000
+
+
+def samples(spec: ScenarioSpec, materials: dict | None = None,
             central: dict[str, float] | None = None, where=None) -> Samples:
     """Seeded factors (fractions) and values (family parameters) for the sensitivity
-    parameters (rows: samples, columns: parameters); ``central`` holds the scenario's values
-    of the families' parameters."""
+    parameters (rows: samples, columns: parameters). ``materials`` is the statistics'
+    materials table (HS codes with their contained fractions, cathode mass fractions);
+    ``central`` holds the scenario's values of the families' parameters."""
     sens = spec.sensitivity
     if sens is None:
         return Samples()
     central = central or {}
+    materials = materials or {}
+    codes_of = {m: {c: spec_.get("fraction") for stage in tables.values()
+                    for c, spec_ in stage.items()}
+                for m, tables in materials.get("trade_codes", {}).items()}
+    fraction_of = {c: f for table in codes_of.values() for c, f in table.items()}
+    mass = materials.get("cathode_mass_fractions", {})
+
+    def at(i, *key):
+        loc = ("sensitivity", "parameters", i, *key)
+        return where(loc) if where else ".".join(map(str, loc))
+
     params: list[Parameter] = []
     for i, p in enumerate(sens.parameters):
         lo, hi = p.range
         if p.parameter is not None:
             if p.parameter not in central:
-                at = where(("sensitivity", "parameters", i, "parameter")) if where else \
-                    "sensitivity.parameters"
-                raise ScenarioError(f"{at}: {p.parameter!r} is no parameter of an active "
-                                    f"family{did_you_mean(p.parameter, list(central))}; "
-                                    f"declared: {', '.join(central) or 'none'}")
+                raise ScenarioError(f"{at(i, 'parameter')}: {p.parameter!r} is no parameter of "
+                                    f"an active family{did_you_mean(p.parameter, list(central))}"
+                                    f"; declared: {', '.join(central) or 'none'}")
             c = central[p.parameter]
             if p.distribution == "triangular" and not lo <= c <= hi:
-                at = where(("sensitivity", "parameters", i, "range")) if where else \
-                    "sensitivity.parameters"
-                raise ScenarioError(f"{at}: a triangular range must hold the central value "
-                                    f"{c:g} of {p.parameter}")
+                raise ScenarioError(f"{at(i, 'range')}: a triangular range must hold the "
+                                    f"central value {c:g} of {p.parameter}")
             params.append(Parameter(f"parameter_{p.parameter}", None, None, None, lo, hi,
                                     p.distribution, family=p.parameter, central=c))
-        elif p.code is not None:
-            params.append(Parameter(f"code_{p.code}", p.code, None, None, lo, hi,
-                                    p.distribution))
+            continue
+        if p.code is not None:
+            if p.code not in fraction_of:
+                raise ScenarioError(f"{at(i, 'code')}: unknown HS code {p.code!r}"
+                                    f"{did_you_mean(p.code, list(fraction_of))}")
+            if fraction_of[p.code] is None:
+                raise ScenarioError(f"{at(i, 'code')}: HS code {p.code} has no contained "
+                                    "fraction to vary")
+            found = [(p.code, fraction_of[p.code])]
         elif p.chemistry is not None:
+            value = mass.get(p.chemistry, {}).get(p.material)
+            if value is None:
+                raise ScenarioError(f"{at(i)}: {p.chemistry} has no {p.material!r} mass "
+                                    f"fraction (has {', '.join(mass.get(p.chemistry, {}))})")
+            if value * hi > 1:
+                raise ScenarioError(f"{at(i, 'range')}: a factor of {hi:g} pushes "
+                                    f"{p.chemistry}'s {p.material} mass fraction {value:g} "
+                                    "above 1 t per t")
             params.append(Parameter(f"{p.chemistry}_{p.material}", None, p.chemistry,
                                     p.material, lo, hi, p.distribution))
+            continue
         else:
-            codes = inputs_codes.get(p.material)
-            if not codes:
-                raise ScenarioError(f"sensitivity.parameters: unknown material {p.material!r}"
-                                    f"{did_you_mean(p.material, list(inputs_codes))}")
-            params += [Parameter(f"code_{c}", c, None, None, lo, hi, p.distribution)
-                       for c in codes]
+            if p.material not in codes_of:
+                raise ScenarioError(f"{at(i, 'material')}: unknown material {p.material!r}"
+                                    f"{did_you_mean(p.material, list(codes_of))}")
+            found = [(c, f) for c, f in codes_of[p.material].items() if f is not None]
+        for code, fraction in found:
+            if fraction * hi > 1:
+                raise ScenarioError(f"{at(i, 'range')}: a factor of {hi:g} pushes HS code "
+                                    f"{code}'s contained fraction {fraction:g} above 1 t per t")
+            params.append(Parameter(f"code_{code}", code, None, None, lo, hi, p.distribution))
+    total = sens.samples ** len(params) if sens.method == "grid" else sens.samples
+    if total > MAX_SAMPLES:
+        what = (f"a grid of {sens.samples} points over {len(params)} parameters is {total:,} "
+                "samples" if sens.method == "grid" else f"{total:,} samples")
+        raise ScenarioError(f"{where(('sensitivity', 'samples')) if where else 'sensitivity'}"
+                            f": {what}, more than the {MAX_SAMPLES:,} a run may draw")
     d, n = len(params), sens.samples
     if sens.method == "grid":
         axes = [np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])] * d
@@ -285,61 +324,19 @@ def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
 # -- many tasks -----------------------------------------------------------------------------
 
 
-def fingerprint(tasks: Sequence[Task]) -> str:
-    h = hashlib.sha256()
-    for t in tasks:
-        h.update(pickle.dumps((t.spec_json, t.sample_ids, t.factors, t.parameters, t.blocs,
-                               t.extensions)))
-    return h.hexdigest()[:16]
-
-
-class PartStore:
-    """Finished tasks under ``.<out>.parts/``; discarded when the sweep changes."""
-
-    def __init__(self, out_dir: Path, tasks: Sequence[Task]):
-        self.dir = out_dir.parent / f".{out_dir.name}.parts"
-        stamp = fingerprint(tasks)
-        if (self.dir / "fingerprint").is_file() and \
-                (self.dir / "fingerprint").read_text() != stamp:
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "fingerprint").write_text(stamp)
-
-    def path(self, task: Task) -> Path:
-        return self.dir / f"{task.key}.pkl"
-
-    def done(self, task: Task) -> bool:
-        return self.path(task).is_file()
-
-    def save(self, task: Task, result) -> None:
-        tmp = self.path(task).with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(result))
-        os.replace(tmp, self.path(task))  # a part is there whole or not at all
-
-    def load(self, task: Task):
-        return pickle.loads(self.path(task).read_bytes())
-
-    def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 #: Samples per task: enough to amortise a task's start, few enough to balance the workers.
 #: Fixed (not derived from the worker count) so that a resumed run finds the same tasks.
 SAMPLES_PER_TASK = 50
 
 
 def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples, list[Task]]:
-    from .chemistry import MATERIALS
-
     vs = variants(scenario)
-    codes: dict[str, list[str]] = {}
+    materials = None
     if scenario.spec.sensitivity is not None and any(
             p.parameter is None for p in scenario.spec.sensitivity.parameters):
-        inputs = _inputs(scenario.spec.network.year)
-        codes = {m: [c for stage in inputs.materials["trade_codes"].get(m, {}).values()
-                     for c in stage] for m in MATERIALS}
+        materials = _inputs(scenario.spec.network.year).materials
     _, central, _ = scenario.user_families()
-    smp = samples(scenario.spec, codes, central, scenario.where)
+    smp = samples(scenario.spec, materials, central, scenario.where)
     base_dir = str(scenario.path.parent.resolve()) if scenario.path else None
     name = scenario.path.name if scenario.path else "scenario.yaml"
     tasks = []
@@ -360,40 +357,127 @@ def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples,
     return vs, smp, tasks
 
 
-def execute(tasks: Sequence[Task], store: PartStore | None, workers: int = 1,
-            dask: str | None = None, progress: bool | None = None) -> Iterator[tuple]:
-    """Run the tasks not yet in ``store``; yields (task, result) as each finishes."""
+#: The signal that asked this process to stop (set by the command line's handlers): an error
+#: raised while a signal unwinds a task (a reader cut off mid-read) is the interrupt, not a
+#: failure of the task.
+STOP_SIGNAL: list[int] = []
+
+
+def _interrupted(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return bool(STOP_SIGNAL)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: what was saved."""
+
+    def __init__(self, saved: int, total: int):
+        super().__init__(f"{saved} of {total} tasks saved, re-run to resume")
+        self.saved, self.total = saved, total
+
+
+#: Seconds a Dask scheduler may have no worker before the run gives up
+#: (``CHOKEPOINT_DASK_WAIT`` overrides).
+DASK_WORKER_WAIT_S = float(os.environ.get("CHOKEPOINT_DASK_WAIT", "30"))
+
+
+def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | None = None,
+            progress: bool | None = None) -> dict[str, tuple]:
+    """Every task's result, by key: saved parts from ``store`` (a
+    :class:`~chokepoint.parts.PartStore`), the rest computed here, on ``workers`` processes or
+    on Dask, each saved as it finishes. An interrupt, a failed task or a dead worker stops
+    every other task at once; the finished ones stay saved, and the error says how many."""
     from tqdm.auto import tqdm
 
-    todo = [t for t in tasks if store is None or not store.done(t)]
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="sweep", unit="task",
-               disable=None if progress is None else not progress, leave=False)
-    try:
-        if dask:
-            yield from _finish(_run_dask(todo, dask), store, bar)
-        elif workers <= 1 or len(todo) <= 1:
-            yield from _finish(((t, lambda t=t: run_task(t)) for t in todo), store, bar)
+    results: dict[str, tuple] = {}
+    todo = []
+    for t in tasks:
+        got = store.load(t.key) if store else None
+        if got is None:
+            todo.append(t)
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(run_task, t): t for t in todo}
-                yield from _finish(((futures[f], f.result) for f in as_completed(futures)),
-                                   store, bar)
+            results[t.key] = got
+    if results:
+        log.info("resuming: %d of %d tasks were saved by an earlier run", len(results),
+                 len(tasks))
+    bar = tqdm(total=len(tasks), initial=len(results), desc="sweep", unit="task",
+               disable=None if progress is None else not progress, leave=False)
+    if dask:
+        source = _run_dask(todo, dask)
+    elif workers <= 1 or len(todo) <= 1:
+        source = ((t, lambda t=t: run_task(t)) for t in todo)
+    else:
+        source = _run_pool(todo, workers)
+    saved = len(results)
+    try:
+        for t, get in source:
+            try:
+                results[t.key] = r = get()
+            except ChokepointError as e:
+                if _interrupted(e):
+                    raise KeyboardInterrupt from None
+                raise ChokepointError(f"{e} (task {t.key}); {saved} of {len(tasks)} tasks "
+                                      "saved, re-run to resume") from None
+            if store:
+                store.save(t.key, r)
+            saved += 1
+            bar.update()
+    except KeyboardInterrupt:
+        raise Interrupted(saved, len(tasks)) from None
+    except BrokenProcessPool:
+        raise ChokepointError(f"a worker process died (killed, or out of memory?); {saved} of "
+                              f"{len(tasks)} tasks saved, re-run to resume") from None
     finally:
+        source.close()
         bar.close()
+    return results
 
 
-def _finish(finished, store, bar):
-    """(task, result getter) as each finishes -> (task, result), each saved as a part."""
-    for t, get in finished:
-        r = get()
-        if store:
-            store.save(t, r)
-        bar.update()
-        yield t, r
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the run, which stops them; their progress bars lock with a
+    thread lock, not a named semaphore that a stopped worker would leave behind."""
+    import threading
+
+    from tqdm.auto import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
+
+
+def _run_pool(todo, workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    finished = False
+    try:
+        futures = {pool.submit(run_task, t): t for t in todo}
+        for f in as_completed(futures):
+            yield futures[f], f.result
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # stop now: queued tasks are cancelled, running ones killed
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop(multiprocessing.active_children())
+            pool.shutdown(wait=True)  # the pool sees its workers gone and closes its queues
+
+
+def _stop(processes) -> None:
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(timeout=2)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=2)
 
 
 def _run_dask(todo, address: str):
@@ -411,12 +495,21 @@ def _run_dask(todo, address: str):
             client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as e:
             raise ChokepointError(f"--dask {address}: cannot reach the scheduler ({e})") from None
+    futures = []
     try:
+        try:
+            client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+        except (TimeoutError, OSError):
+            raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
+                                  f"{DASK_WORKER_WAIT_S:.0f} s (start dask workers, or use "
+                                  "--workers)") from None
         futures = client.map(run_task, todo, pure=False)
         index = {f.key: t for f, t in zip(futures, todo)}
         for f in as_completed(futures):
             yield index[f.key], f.result
     finally:
+        if futures:
+            client.cancel(futures)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -31,72 +31,67 @@ def country_names(n: int) -> list[str]:
 
 def synthetic_network(n_countries: int, n_stages: int = 4, seed: int = 0,
                       density: float = 0.9, alpha: float = 1.5) -> Network:
-    """A balanced network; tonnages in tonnes of contained element."""
+    """A balanced network; tonnages in tonnes of contained element. Vectorised: every stage's
+    trade is one N x N matrix of power-law shares."""
     if not 4 <= n_stages <= 7:
         raise ValueError("n_stages is from 4 (mining..cathode) to 7 (..vehicle)")
     rng = np.random.default_rng(seed)
-    names = country_names(n_countries)
+    n = n_countries
+    names = country_names(n)
     stages = [Stage.REFINING] + list(LEVELS[: n_stages - 2])  # trade goes out of these
-    src, dst, val = [], [], []
+    parts: list[pd.DataFrame] = []
 
-    def add(s, t, v):
-        src.append(s)
-        dst.append(t)
-        val.append(v)
+    def nodes(stage: Stage) -> np.ndarray:
+        return np.array([node_name(c, stage) for c in names], dtype=object)
 
-    def trade(sender_stage, receiver_stage, outflow):
-        """Split each country's outflow over partners (power law) and the other sink."""
-        inflow = np.zeros(n_countries)
-        for i, total in enumerate(outflow):
-            partners = np.flatnonzero(rng.random(n_countries) < density)
-            partners = partners if len(partners) else np.array([i])
-            w = rng.pareto(alpha, size=len(partners)) + 1e-3
-            leave = rng.uniform(0.02, 0.15)  # share leaving the battery chain here
-            parts = total * (1 - leave) * w / w.sum()
-            sender = node_name(names[i], sender_stage)
-            for j, v in zip(partners, parts):
-                add(sender, node_name(names[j], receiver_stage), float(v))
-                inflow[j] += v
-            add(sender, node_name(OTHER[sender_stage], Stage.OTHER_SINK), float(total * leave))
-        return inflow
+    def emit(sources, targets, tonnes) -> None:
+        parts.append(pd.DataFrame({"source": sources, "target": targets, "tonnes": tonnes}))
 
-    def with_uncertain(stage, inflow):
-        for j in np.flatnonzero(rng.random(n_countries) < 0.1):
-            extra = float(inflow[j] * rng.uniform(0.01, 0.2) + 1.0)
-            add(node_name(UNCERTAIN[stage], Stage.UNCERTAIN_SOURCE),
-                node_name(names[j], stage), extra)
-            inflow[j] += extra
-        return inflow
+    def split(total: np.ndarray) -> np.ndarray:
+        """Each sender's ``total`` over a random share of the receivers (power law): an N x N
+        matrix of tonnes, sender by receiver; a sender with no partner keeps it at home."""
+        partners = rng.random((n, n)) < density
+        alone = ~partners.any(axis=1)
+        partners[alone, np.flatnonzero(alone)] = True
+        w = (rng.pareto(alpha, size=(n, n)) + 1e-3) * partners
+        return total[:, None] * w / w.sum(axis=1, keepdims=True)
 
-    mined = (rng.pareto(alpha, size=n_countries) + 0.05) * 1000.0
-    pool = np.zeros(n_countries)
-    for i, total in enumerate(mined):  # ore to refiners, power law
-        partners = np.flatnonzero(rng.random(n_countries) < density)
-        partners = partners if len(partners) else np.array([i])
-        w = rng.pareto(alpha, size=len(partners)) + 1e-3
-        for j, v in zip(partners, total * w / w.sum()):
-            add(node_name(names[i], Stage.MINE), node_name(names[j], Stage.REFINING_POOL),
-                float(v))
-            pool[j] += v
-    pool = with_uncertain(Stage.REFINING_POOL, pool)
-    refined = np.zeros(n_countries)
-    for i, total in enumerate(pool):  # refining pool -> refiner, some raw left unrefined
-        keep = rng.uniform(0.8, 0.98)
-        add(node_name(names[i], Stage.REFINING_POOL), node_name(names[i], Stage.REFINING),
-            float(total * keep))
-        add(node_name(names[i], Stage.REFINING_POOL),
-            node_name("NTRM", Stage.OTHER_SINK), float(total * (1 - keep)))
-        refined[i] = total * keep
-    flow = refined
+    def emit_matrix(sender_stage, receiver_stage, matrix) -> None:
+        i, j = np.nonzero(matrix)
+        emit(nodes(sender_stage)[i], nodes(receiver_stage)[j], matrix[i, j])
+
+    def trade(sender_stage: Stage, receiver_stage: Stage, outflow: np.ndarray) -> np.ndarray:
+        """Split each country's outflow over partners and the other sink; the inflows."""
+        leave = rng.uniform(0.02, 0.15, size=n)  # share leaving the battery chain here
+        matrix = split(outflow * (1 - leave))
+        emit_matrix(sender_stage, receiver_stage, matrix)
+        emit(nodes(sender_stage), node_name(OTHER[sender_stage], Stage.OTHER_SINK),
+             outflow * leave)
+        return matrix.sum(axis=0)
+
+    def with_uncertain(stage: Stage, inflow: np.ndarray) -> np.ndarray:
+        fed = rng.random(n) < 0.1
+        extra = inflow * rng.uniform(0.01, 0.2, size=n) + 1.0
+        emit(node_name(UNCERTAIN[stage], Stage.UNCERTAIN_SOURCE), nodes(stage)[fed],
+             extra[fed])
+        return inflow + np.where(fed, extra, 0.0)
+
+    mined = (rng.pareto(alpha, size=n) + 0.05) * 1000.0
+    ore = split(mined)  # ore to refiners, power law
+    emit_matrix(Stage.MINE, Stage.REFINING_POOL, ore)
+    pool = with_uncertain(Stage.REFINING_POOL, ore.sum(axis=0))
+    keep = rng.uniform(0.8, 0.98, size=n)  # some raw material is left unrefined
+    emit(nodes(Stage.REFINING_POOL), nodes(Stage.REFINING), pool * keep)
+    emit(nodes(Stage.REFINING_POOL), node_name("NTRM", Stage.OTHER_SINK), pool * (1 - keep))
+    flow = pool * keep
     for sender, receiver in zip(stages, stages[1:]):
         flow = with_uncertain(receiver, trade(sender, receiver, flow))
-    last = stages[-1]
-    for i, total in enumerate(flow):  # the last stage makes the products
-        share = rng.dirichlet([3.0, 2.0, 1.0])
-        node = node_name(names[i], last)
-        for target, s in zip(("NCM", "LFP", node_name("NBCP", Stage.OTHER_SINK)), share):
-            add(node, target, float(total * s))
-    arcs = pd.DataFrame({"source": src, "target": dst, "tonnes": val})
+    share = rng.dirichlet([3.0, 2.0, 1.0], size=n)  # the last stage makes the products
+    last = nodes(stages[-1])
+    for k, target in enumerate(("NCM", "LFP", node_name("NBCP", Stage.OTHER_SINK))):
+        emit(last, target, flow * share[:, k])
+    arcs = pd.concat(parts, ignore_index=True)
+    arcs = arcs[arcs["tonnes"] > 0]
     arcs = arcs.groupby(["source", "target"], as_index=False, sort=False)["tonnes"].sum()
     return Network.from_arcs(arcs, material="synthetic",
                              origin=f"synthetic N={n_countries} S={n_stages} seed={seed}")

@@ -43,6 +43,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
     reporters: set[str] = field(default_factory=set)  # countries with a file, any year
     codes: set[str] = field(default_factory=set)  # HS codes with a file, any year
+    files: set[tuple[str, str, str]] = field(default_factory=set)  # (code, reporter, side)
 
     def summary(self) -> str:
         head = (f"read {self.files_read} files: {len(self.table)} rows, years "
@@ -77,10 +78,19 @@ def _number(cell: str) -> float | None:
         return None  # "No Quantity" and the like: no reported quantity
 
 
+#: A file whose partners fall short of its World row by more than this (tonnes, and share of
+#: the World row) in some year has rows missing: cut short. In the 2017-2022 downloads
+#: partners fall short by rounding (Trade Map rounds each row) and in six files by more.
+SHORTFALL_T, SHORTFALL_SHARE = 5.0, 0.05
+
+
 def read_file(path: Path) -> tuple[list[tuple[str, int, float]], list[str]]:
     """``(partner, year, tonnes)`` rows of one file, and warnings about it."""
     warnings: list[str] = []
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return [], [f"{path}: cannot read ({e.strerror}), not read"]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -95,11 +105,16 @@ def read_file(path: Path) -> tuple[list[tuple[str, int, float]], list[str]]:
     if not years:
         return [], warnings + [f"{path}: no year columns in header {header[:3]}..., not read"]
     out, short, non_tonnes = [], 0, 0
+    world: dict[int, float] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or not row[0].strip():
             continue
         partner = row[0].strip().strip('"')
         if partner.lower() in TOTAL_ROWS:
+            for i, year in years.items():
+                value = _number(row[i]) if i < len(row) else None
+                if value is not None:
+                    world[year] = value
             continue
         if len(row) < max(years) + 1:
             short += 1
@@ -117,6 +132,16 @@ def read_file(path: Path) -> tuple[list[tuple[str, int, float]], list[str]]:
     if short:
         warnings.append(f"{path}: {short} row(s) shorter than the header (truncated file?); "
                         "their missing cells were skipped")
+    totals: dict[int, float] = {}
+    for _, year, value in out:
+        totals[year] = totals.get(year, 0.0) + value
+    for year, total in sorted(world.items()):
+        gap = total - totals.get(year, 0.0)
+        if gap > max(SHORTFALL_T, SHORTFALL_SHARE * total):
+            warnings.append(f"{path}: its partners sum to {totals.get(year, 0.0):,.0f} t in "
+                            f"{year}, its World row says {total:,.0f} t: rows are missing "
+                            "(cut short? download it again)")
+            break
     if non_tonnes:
         warnings.append(f"{path}: {non_tonnes} cell(s) not in tons skipped")
     if len(rows) < 2:
@@ -158,7 +183,13 @@ def import_trademap(folder: str | Path, preferred_names: list[str] = (),
         if not code.isdigit():
             res.warnings.append(f"{sub}: folder name does not start with an HS code, not read")
             continue
-        files = sorted(p for p in sub.iterdir() if p.is_file())
+        entries = sorted(sub.iterdir())
+        for p in entries:
+            if p.is_dir():
+                res.warnings.append(f"{p}: a folder where a download file belongs, not read")
+            elif not p.is_file():
+                res.warnings.append(f"{p}: not a regular file, not read")
+        files = [p for p in entries if p.is_file()]
         if not files:
             res.warnings.append(f"{sub}: empty folder")
         names = {p.stem for p in files}
@@ -184,6 +215,7 @@ def import_trademap(folder: str | Path, preferred_names: list[str] = (),
             rep = label(reporter)
             res.reporters.add(rep)
             res.codes.add(code)
+            res.files.add((code, rep, side))
             for partner, year, tonnes in rows:
                 other = label(partner)
                 imp, exp = (rep, other) if side == "import" else (other, rep)
@@ -206,7 +238,24 @@ def import_trademap(folder: str | Path, preferred_names: list[str] = (),
 
 
 def check_coverage(result: ImportResult, codes: dict[str, bool], importers: dict[str, bool]):
-    """Every HS code and importer the inputs name must have a file unless marked optional."""
+    """Every HS code and importer the inputs name must have a file unless marked optional.
+    An importer with no import-side file for a code whose other countries' export-side files
+    report shipments to it is a warning naming those rows: profile ``paper`` reads import-side
+    files only, so they would be lost without a word."""
+    t = result.table
+    exported = t[t["side"] == "export"]
+    for name in importers:
+        for code in sorted(result.codes):
+            if (code, name, "import") in result.files:
+                continue
+            rows = exported[(exported["importer"] == name) & (exported["hs_code"] == code)]
+            if len(rows):
+                result.warnings.append(
+                    f"HS {code}: no import-side file of {name}, but {len(rows)} export-side "
+                    f"row(s) ({rows['tonnes'].sum():,.0f} t, {rows['year'].min()}-"
+                    f"{rows['year'].max()}, from {', '.join(sorted(set(rows['exporter']))[:4])}"
+                    f"{', ...' if rows['exporter'].nunique() > 4 else ''}) report shipments to "
+                    "it; profile paper reads import-side files only")
     have_codes = result.codes
     for code, optional in codes.items():
         if code not in have_codes and not optional:
@@ -224,14 +273,30 @@ def check_coverage(result: ImportResult, codes: dict[str, bool], importers: dict
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """The compiled table as written by :func:`write_table`."""
-    return pd.read_csv(path, dtype={"hs_code": str, "importer": str, "exporter": str,
-                                    "side": str}, keep_default_na=False)
+    import gzip
+    import zlib
+
+    try:
+        table = pd.read_csv(path, dtype={"hs_code": str, "importer": str, "exporter": str,
+                                         "side": str}, keep_default_na=False)
+    except FileNotFoundError:
+        raise TradeMapError(f"{path}: missing trade table (compile one with chokepoint data "
+                            "import-trademap)") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as e:
+        raise TradeMapError(f"{path}: the compressed table is cut short or damaged "
+                            f"({type(e).__name__}); restore it, or compile it again") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise TradeMapError(f"{path}: not a trade table: {str(e).splitlines()[0]}") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise TradeMapError(f"{path}: not a trade table (no column {missing[0]!r})")
+    return table
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False, float_format="%.10g",
-                 compression={"method": "gzip", "mtime": 0})
-    tmp.replace(path)
+    """Write the compiled table whole or not at all (aside, then renamed into place)."""
+    from .publish import written
+
+    with written(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10g",
+                     compression={"method": "gzip", "mtime": 0})

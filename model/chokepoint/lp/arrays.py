@@ -1,9 +1,9 @@
 """A network as arrays: node and arc positions, stage masks and the sparse matrices the LP's
 families and every engine share. Built once per network (vectorised) and cached on it.
 
-Tonnages stay in tonnes of contained element here; ``scale`` is the network's largest arc, by
-which the HiGHS engine divides them so that its LP is in units of order one whatever the data's
-units (an index is a ratio of tonnages, so it does not change).
+Tonnages stay in tonnes of contained element here; ``scale`` is the engines' unit of tonnage
+(see :func:`_unit`), by which they divide them, so that their LPs do not depend on the units of
+the data (an index is a ratio of tonnages, so it does not change).
 """
 
 from __future__ import annotations
@@ -53,12 +53,14 @@ class NetworkArrays:
         self.src = self.names.get_indexer(network.arcs["source"])
         self.tgt = self.names.get_indexer(network.arcs["target"])
         self.tonnes = network.arcs["tonnes"].to_numpy(dtype=float)
-        self.scale = float(self.tonnes.max()) if self.n_arcs and self.tonnes.max() > 0 else 1.0
         self.outflow = np.bincount(self.src, self.tonnes, self.n_nodes)
         self.inflow = np.bincount(self.tgt, self.tonnes, self.n_nodes)
         observed = ~self.uncertain[self.src]
         self.observed_inflow = np.bincount(self.tgt, np.where(observed, self.tonnes, 0.0),
                                            self.n_nodes)
+        self.scale = _unit(self.tonnes, np.bincount(self.tgt[self.product[self.tgt]],
+                                                    self.tonnes[self.product[self.tgt]],
+                                                    self.n_nodes))
         #: Interior nodes in row order of the per-node families.
         self.interior_idx = np.flatnonzero(self.interior)
         self.uncertain_idx = np.flatnonzero(self.uncertain)
@@ -170,6 +172,18 @@ class NetworkArrays:
         rows = np.r_[np.arange(k), np.arange(k)]
         return sp.csr_matrix((np.r_[self.tonnes[b], -self.tonnes[a]], (rows, np.r_[a, b])),
                              shape=(k, self.n_arcs))
+
+
+def _unit(tonnes: np.ndarray, supply: np.ndarray) -> float:
+    """The engines' unit of tonnage: a power of two (so scaling is exact) near a thousandth of
+    the smallest product supply, so that a solver's absolute tolerance of 1e-7 units is at most
+    1e-10 of any index; but no less than a 10^-9 of the largest arc, so no bound exceeds 1e9."""
+    largest = float(tonnes.max()) if len(tonnes) else 0.0
+    positive = supply[supply > 0]
+    if largest <= 0 or not len(positive):
+        return 1.0
+    unit = max(float(positive.min()) / 1e3, largest / 1e9)
+    return float(2.0 ** np.round(np.log2(unit)))
 
 
 def arrays(network: Network) -> NetworkArrays:

@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-import pyomo.environ as pyo
 import pyparsing as pp
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -351,6 +350,8 @@ def yaml_family(name: str, spec: ConstraintSpec | Mapping, where: str,
     foreach = spec.foreach
 
     def rule(m, **params):
+        import pyomo.environ as pyo
+
         net = m.network
         owner, stage = net.nodes["owner"], net.nodes["stage"]
         if foreach == "arcs":

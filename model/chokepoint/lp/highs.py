@@ -8,10 +8,13 @@ units of the data. A new focal set, product or case then changes column bounds, 
 costs as vectors (only the entries that changed), never a loop over Pyomo rows; only users' rows
 whose mutable parameters changed are compiled again.
 
-Algorithm: small LPs re-solve warm with simplex (HiGHS's choice: dual after bound changes). From
-:data:`IPM_COLUMNS` columns up, a cold simplex needs 10^5 iterations (40-180 s at 2 x 10^5 arcs),
-so the interior-point solver runs, without crossover or presolve: presolve's postsolve of an
-interior solution leaves status Unknown, and crossover costs as much again (README, benchmark).
+Algorithm, chosen by measurement (README, benchmark): small LPs re-solve warm with simplex
+(HiGHS's choice). From :data:`IPM_COLUMNS` columns up, by the objective's sense: minimising
+(optimistic) with dual simplex, warm from the last focal set's basis (at 2 x 10^5 arcs: 1.2 s
+cold, 0.1-0.2 s warm, where interior point takes 3 s); maximising (pessimistic A and B) with the
+interior-point solver, without crossover or presolve (3-4 s, where dual simplex needs 10^5
+iterations and 45-180 s, warm or cold; presolve's postsolve of an interior solution leaves status
+Unknown, and crossover costs as much again). Options a user gives override these.
 """
 
 from __future__ import annotations
@@ -21,19 +24,19 @@ from contextlib import contextmanager
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
 import scipy.sparse as sp
-from pyomo.core.expr.visitor import identify_mutable_parameters
-from pyomo.repn import generate_standard_repn
 
 from .arrays import NetworkArrays, Query
 from .families import FLOW, Bounds, Rows
-from .formulation import ExtensionError, Formulation, build_model, layout_size
+from .formulation import ExtensionError, Formulation, layout_size
 
 _INF = highspy.kHighsInf
-#: From this many columns up, interior point without crossover (see the module docstring).
+#: From this many columns up, the algorithm depends on the sense (see the module docstring).
 IPM_COLUMNS = 20_000
-LARGE_OPTIONS = {"solver": "ipm", "run_crossover": "off", "presolve": "off"}
+LARGE_OPTIONS = {
+    "minimize": {"solver": "simplex", "simplex_strategy": 1, "presolve": "off"},
+    "maximize": {"solver": "ipm", "run_crossover": "off", "presolve": "off"},
+}
 
 
 class SolveFailed(Exception):
@@ -79,6 +82,8 @@ class UserRows:
     recompiled when a mutable parameter they use changes value."""
 
     def __init__(self, model, formulation: Formulation, columns: list):
+        from pyomo.core.expr.visitor import identify_mutable_parameters
+
         self.col_of = {id(v): j for j, v in enumerate(columns)}
         self.rows: list[tuple[str, object]] = []
         for fam in formulation.user:
@@ -103,10 +108,13 @@ class UserRows:
         self.upper = np.array([hi for _, _, hi in compiled])
 
     def _read(self) -> np.ndarray:
-        return np.array([pyo.value(p) for p in self.params], dtype=float)
+        return np.array([p.value for p in self.params], dtype=float)
 
     def compile(self, i: int) -> tuple[dict[int, float], float, float]:
         """Row ``i`` as {column: coefficient}, lower, upper (constants moved to the bounds)."""
+        import pyomo.environ as pyo
+        from pyomo.repn import generate_standard_repn
+
         family, con = self.rows[i]
         repn = generate_standard_repn(con.body, compute_values=True, quadratic=False)
         if not repn.is_linear():
@@ -160,6 +168,8 @@ class HighsEngine:
         self.model = None
         self.user: UserRows | None = None
         if formulation.user:
+            from .model import build_model
+
             self.model = build_model(d, formulation, parameters, core_rows=False)
             cols = list((self.model.touched if formulation.layout == FLOW
                          else self.model.share).values())
@@ -200,10 +210,11 @@ class HighsEngine:
         lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
         lp.a_matrix_.value_ = matrix.data.astype(float)
         self.highs = highspy.Highs()
-        self.options = {"output_flag": False, "threads": 1,
-                        **(LARGE_OPTIONS if self.n >= IPM_COLUMNS else {}), **(options or {})}
+        self.user_options = dict(options or {})
+        self.options = {"output_flag": False, "threads": 1, **self.user_options}
         for k, v in self.options.items():
             self._set_option(k, v)
+        self.large = self.n >= IPM_COLUMNS
         self.highs.passModel(lp)
         self._lb = np.zeros(self.n)
         self._ub = np.zeros(self.n)
@@ -248,7 +259,7 @@ class HighsEngine:
     def set_parameters(self, values: Mapping[str, float]) -> None:
         if self.model is None:
             return
-        from .formulation import family_parameter
+        from .model import family_parameter
 
         for fam in self.formulation.user:
             for p, default in fam.parameters.items():
@@ -302,17 +313,27 @@ class HighsEngine:
             else highspy.ObjSense.kMaximize
         self.highs.changeObjectiveSense(sense)
 
+    def _algorithm(self, sense: str) -> None:
+        """At scale, the measured best algorithm for this sense (unless the user chose)."""
+        if not self.large:
+            return
+        for k, v in LARGE_OPTIONS[sense].items():
+            if k not in self.user_options and self.options.get(k) != v:
+                self._set_option(k, v)
+                self.options[k] = v
+
     def solve(self, q: Query) -> float:
         """Touched tonnes into ``q.product``; :class:`SolveFailed` when not optimal."""
         self._update(q)
+        self._algorithm(q.case.spec.sense)
         self.highs.run()
         status = self.highs.modelStatusToString(self.highs.getModelStatus())
         if status != "Optimal" and self.options.get("solver") == "ipm" and \
                 status not in ("Infeasible", "Unbounded", "Primal infeasible or unbounded"):
             # an interior point that HiGHS will not call optimal: settle it with simplex
-            self.highs.setOptionValue("solver", "simplex")
+            self._set_option("solver", "simplex")
             self.highs.run()
-            self.highs.setOptionValue("solver", self.options["solver"])
+            self._set_option("solver", self.options["solver"])
             status = self.highs.modelStatusToString(self.highs.getModelStatus())
         if status != "Optimal":
             raise SolveFailed(status)

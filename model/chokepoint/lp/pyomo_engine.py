@@ -13,8 +13,9 @@ from pyomo.common.errors import ApplicationError
 from ..errors import SolverError, did_you_mean
 from .arrays import NetworkArrays, Query
 from .families import FLOW, Bounds, Rows
-from .formulation import Formulation, build_model, family_parameter
+from .formulation import Formulation
 from .highs import SolveFailed, column_bounds
+from .model import build_model, family_parameter
 
 #: HiGHS through Pyomo's persistent (appsi) interface.
 APPSI_SOLVER = "appsi_highs"

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-import pyomo.environ as pyo
 
 from ..cases import Case
 from ..errors import ChokepointError, SolverError, did_you_mean
@@ -23,9 +22,8 @@ from ..network import Network
 from .arrays import Query, arrays
 from .families import ConstraintFamily
 from .flow import FlowEngine, serves
-from .formulation import Formulation, build_model, formulations
+from .formulation import Formulation, formulations
 from .highs import HighsEngine, SolveFailed
-from .pyomo_engine import make_solver
 
 #: Solver used when a scenario names none: HiGHS via highspy, fed the matrix once.
 DEFAULT_SOLVER = "highspy"
@@ -79,6 +77,8 @@ class VulnerabilityLP:
         self._query: Query | None = None
         self._last_engine = None
         if solver not in (DEFAULT_SOLVER, NETWORK_SOLVER):
+            from .pyomo_engine import make_solver
+
             make_solver(solver, self.options)  # fails now, not at the first solve
 
     # -- engines ---------------------------------------------------------------------------
@@ -114,8 +114,10 @@ class VulnerabilityLP:
             if hasattr(e, "set_parameters"):
                 e.set_parameters(self.parameters)
 
-    def model(self, case: Case) -> pyo.ConcreteModel:
+    def model(self, case: Case):
         """The Pyomo model of ``case``'s formulation (a fresh copy, every family built)."""
+        from .model import build_model
+
         return build_model(self.arrays, self.formulations[case], self.parameters)
 
     # -- questions ---------------------------------------------------------------------------
