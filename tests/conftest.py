@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,23 @@ import pytest
 from chokepoint.network import Network
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "cheng2024"
-FLOWS = SHARED / "flows"
+#: The authors' five published 2020 flows (MIT; licence beside them), shipped as fixtures so
+#: that every check against the paper runs on every clone.
+FLOWS = Path(__file__).resolve().parent / "fixtures" / "cheng2024" / "flows"
+#: The authors' whole data release (raw Trade Map downloads), for the raw-data checks:
+#: $CHOKEPOINT_RELEASE, else ../shared/data/cheng2024 beside the project.
+SHARED = Path(os.environ.get("CHOKEPOINT_RELEASE",
+                             ROOT.parent / "shared" / "data" / "cheng2024"))
 
-needs_shared = pytest.mark.skipif(
-    not FLOWS.is_dir(),
-    reason=f"the authors' data release is not beside the project ({SHARED} is absent)",
-)
+#: Its raw Trade Map downloads: ``trademap/`` in the layout beside this project, ``Raw TradeMap
+#: Data/`` in the authors' repository (github.com/acheng98/ev-battery-chemistry-supply-chain-
+#: vulnerabilities).
+TRADEMAP = next((SHARED / d for d in ("trademap", "Raw TradeMap Data")
+                 if (SHARED / d).is_dir()), SHARED / "trademap")
+
+#: Checks that read the raw downloads of the release; collected only where it is (see
+#: pytest_collection_modifyitems), so that a fresh clone runs everything else and skips nothing.
+needs_release = pytest.mark.release
 
 # Australia and Chile mine, China refines, Japan and Korea make cathode; Korea also receives
 # material of unknown origin (TFCR) and sells some cathode outside batteries (NBCP).
@@ -67,3 +78,24 @@ focal:
   Australia: [Australia]
   China: [China]
 """
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "release: reads the raw downloads of the authors' data "
+                            "release (collected only where it is found)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if TRADEMAP.is_dir():
+        return
+    kept = [i for i in items if i.get_closest_marker("release") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
+def pytest_report_header(config):
+    where = TRADEMAP
+    return (f"raw-data checks: on the release at {SHARED}" if where.is_dir() else
+            f"raw-data checks: not collected ({where} is absent; point CHOKEPOINT_RELEASE at "
+            "the authors' data release to run them)")

@@ -13,12 +13,12 @@ import pytest
 from pydantic import TypeAdapter
 
 from chokepoint.cases import Case
-from chokepoint.counterfactual import Edit, EditError, apply_edits
+from chokepoint.statistics.counterfactual import Edit, EditError, apply_edits
 from chokepoint.errors import ChokepointError
 from chokepoint.focal import FocalSet
-from chokepoint.inputs import Inputs
+from chokepoint.statistics.inputs import Inputs
 from chokepoint.lp import VulnerabilityLP
-from chokepoint.mfa import build_network
+from chokepoint.statistics.mfa import build_network
 
 O, P = Case.OPTIMISTIC, Case.PROPORTIONAL
 

@@ -14,7 +14,7 @@ import xarray as xr
 
 from chokepoint.api import run, vulnerability
 from chokepoint.errors import ChokepointError
-from chokepoint.scenario import load_scenario
+from chokepoint.runs.scenario import load_scenario
 
 from conftest import write_scenario
 
@@ -176,8 +176,8 @@ def test_extension_flag_and_network_solver_note(folder):
 
 
 def test_changed_extension_source_discards_saved_parts(folder):
-    import chokepoint.sweep as sweep
-    from chokepoint.parts import PartStore, fingerprint
+    import chokepoint.runs.sweep as sweep
+    from chokepoint.runs.parts import PartStore, fingerprint
 
     path = write_scenario(folder, EXT + "sweep: {parameters.capped_arcs.share: [0.25, 0.5]}\n")
     scen = load_scenario(path)

@@ -152,7 +152,7 @@ def test_second_run_on_the_same_folder_stops_at_once(tmp_path, sens_reference):
 def chain_flows(folder: Path, countries: int, scale: float = 1.0) -> Path:
     from dataclasses import replace
 
-    from chokepoint.synthetic import synthetic_network
+    from chokepoint.bench.synthetic import synthetic_network
 
     folder.mkdir(parents=True, exist_ok=True)
     net = synthetic_network(countries, 7, seed=4)
@@ -468,7 +468,7 @@ def test_read_only_file_system_is_a_one_line_error(tmp_path, tiny_flows):
 
 
 def test_truncated_trade_table_is_a_one_line_error(tmp_path):
-    from chokepoint.inputs import TRADE_TABLE, data_dir
+    from chokepoint.statistics.inputs import TRADE_TABLE, data_dir
 
     data = tmp_path / "data"
     shutil.copytree(data_dir(), data)

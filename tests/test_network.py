@@ -7,7 +7,7 @@ import pytest
 from chokepoint.errors import NetworkError
 from chokepoint.network import Network, Stage, node_name, parse_node
 
-from conftest import FLOWS, TINY_ARCS, needs_shared
+from conftest import FLOWS, TINY_ARCS
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,6 @@ def test_sink_with_outflow_is_rejected():
         Network.from_arcs(TINY_ARCS + [("LFP", "Japan_cath_poss", 1.0)])
 
 
-@needs_shared
 @pytest.mark.parametrize("material", ["lithium", "cobalt", "nickel", "manganese"])
 def test_published_networks_load_and_balance(material):
     net = Network.read_csv(FLOWS / f"{material}_2020.csv", material=material)
@@ -142,7 +141,6 @@ def test_published_networks_load_and_balance(material):
     assert net.products
 
 
-@needs_shared
 def test_published_phosphorus_network_is_unbalanced():
     # Its cathode pools send P to LFP but receive nothing: refined trade was never linked.
     with pytest.raises(NetworkError, match=r"'China_cath_poss' is unbalanced: inflow 0 t"):

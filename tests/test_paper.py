@@ -11,9 +11,7 @@ import pytest
 from chokepoint import load_networks, vulnerability
 from chokepoint.index import AGGREGATE
 
-from conftest import FLOWS, needs_shared
-
-pytestmark = needs_shared
+from conftest import FLOWS
 
 CASES = ["proportional", "optimistic", "pessimistic_a", "pessimistic_b"]
 # method.md section 4 (percent): pair -> proportional, optimistic, pessimistic A, pessimistic B

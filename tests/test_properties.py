@@ -1,5 +1,5 @@
 """Invariants of the index on random balanced networks (hypothesis), and agreement with the
-independent max-flow and linear-algebra computations of chokepoint.baseline."""
+independent max-flow and linear-algebra computations of chokepoint.bench.baseline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chokepoint.baseline import baseline_vi
+from chokepoint.bench.baseline import baseline_vi
 from chokepoint.cases import Case
 from chokepoint.focal import FocalSet
 from chokepoint.lp import VulnerabilityLP
@@ -198,7 +198,7 @@ def test_network_engine_equals_the_lp(seed, uncertain, data):
        member=st.integers(0, 2))
 def test_network_engine_equals_the_lp_on_longer_chains(seed, n, stages, member):
     """The same on synthetic chains of up to seven stages (tonnes to 1e-9 of the supply)."""
-    from chokepoint.synthetic import synthetic_network
+    from chokepoint.bench.synthetic import synthetic_network
 
     net = synthetic_network(n, stages, seed=seed, density=0.7)
     nodes = FocalSet.of("f", [f"Country {member:03d}"]).nodes(net)

@@ -9,10 +9,10 @@ import subprocess
 import matplotlib.image as mpimg
 import pytest
 
-from chokepoint import figures
+from chokepoint.outputs import figures
 from chokepoint.api import run
-from chokepoint.mfa import build_network
-from chokepoint.inputs import Inputs
+from chokepoint.statistics.mfa import build_network
+from chokepoint.statistics.inputs import Inputs
 
 from conftest import write_scenario
 
@@ -45,7 +45,7 @@ def test_report_is_self_contained(report):
     # mentions map-tile URLs that a Sankey never loads)
     assert not re.search(r"<(script|img|link)\b[^>]*(src|href)=[\"']?(https?:)?//", html)
     assert html.count("data:image/png;base64,") >= 3  # bars + a stage plot per focal set
-    assert "name: report-test" in html and "Data provenance" in html and 'id="solver"' in html
+    assert "name: report-test" in html and 'id="provenance"' in html and 'id="solver"' in html
     figs = path.parent / "figures"
     for name in ("vulnerability_bars", "stages_china", "sankey_lithium", "sankey_cobalt"):
         assert (figs / f"{name}.png").stat().st_size > 5000
@@ -96,3 +96,27 @@ def test_a_country_has_one_colour_in_every_material():
             if net.nodes.loc[n, "stage"].value in ("mine", "refining", "cathode_pool"):
                 assert seen.setdefault(owner, c) == c, owner
     assert seen["China"] == figures.NAMED["CHN"]
+
+
+def test_provenance_names_code_data_and_solver_without_the_users_folders(report):
+    """results.nc and the report carry version, commit, the data's SHA-256, the solver and its
+    version, and no absolute path of the machine they were made on."""
+    import json
+
+    import xarray as xr
+
+    res, path = report
+    ds = xr.open_dataset(path.parent / "results.nc", engine="h5netcdf")
+    prov = json.loads(ds.attrs["provenance"])
+    assert prov["chokepoint"] and prov["solvers"]["highspy"]
+    assert set(prov["inputs"]) == {"production_2020.yaml", "materials.yaml", "countries.yaml",
+                                   "trade_2017_2021.csv.gz"}
+    assert all(v.startswith("sha256:") and len(v) == 71 for v in prov["inputs"].values())
+    assert prov["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?",
+                                                      prov["git_commit"])
+    home = str(path.parent.parent.parent)
+    text = json.dumps({k: str(v) for k, v in ds.attrs.items()})
+    assert home not in text and "/work/" not in text and "/home/" not in text
+    html = path.read_text(encoding="utf-8")
+    assert prov["inputs"]["materials.yaml"] in html and "solver highspy" in html
+    assert home not in html

@@ -10,13 +10,13 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import chokepoint.sweep as sweep
+import chokepoint.runs.sweep as sweep
 from chokepoint.api import prepare, run
 from chokepoint.cases import Case
 from chokepoint.focal import FocalSet
 from chokepoint.lp import VulnerabilityLP
-from chokepoint.scenario import load_scenario
-from chokepoint.synthetic import synthetic_network
+from chokepoint.runs.scenario import load_scenario
+from chokepoint.bench.synthetic import synthetic_network
 
 from conftest import write_scenario
 from test_cli import _expect_error
@@ -101,7 +101,7 @@ def test_process_pool_and_dask_give_identical_results(tmp_path):
 
 
 def test_changed_sweep_does_not_reuse_parts(tmp_path):
-    from chokepoint.parts import PartStore, fingerprint
+    from chokepoint.runs.parts import PartStore, fingerprint
 
     scen = load_scenario(write_scenario(tmp_path, SWEEP))
     _, _, tasks = sweep.make_tasks(scen, scen.blocs())
@@ -189,7 +189,7 @@ def test_bloc_is_never_below_any_member(seed, members, stages):
 
 
 def test_ranking_covers_every_country_pair_and_case():
-    from chokepoint.ranking import rank
+    from chokepoint.runs.ranking import rank
 
     df = rank(2020)
     assert len(df) >= 800 and set(df["case"]) == {c.value for c in Case}
@@ -211,7 +211,7 @@ def test_rank_command_writes_ranked_table(tmp_path):
 
 
 def test_band_narrowing_pinning_the_top_split_narrows_by_what_it_reports(tmp_path):
-    from chokepoint.narrow import band_drivers
+    from chokepoint.runs.narrow import band_drivers
 
     scen, nets, focal = prepare("scenarios/paper_2020.yaml")
     net = nets["cobalt"]

@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from chokepoint.bench import SOLVERS, _grid
-from chokepoint.baseline import maxflow_vi
+from chokepoint.bench.suites import SOLVERS, _grid
+from chokepoint.bench.baseline import maxflow_vi
 from chokepoint.cases import Case
 from chokepoint.index import compute
 

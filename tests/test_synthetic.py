@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chokepoint.baseline import baseline_vi
+from chokepoint.bench.baseline import baseline_vi
 from chokepoint.cases import Case
 from chokepoint.focal import FocalSet
 from chokepoint.lp import VulnerabilityLP
 from chokepoint.network import Stage
-from chokepoint.synthetic import synthetic_network
+from chokepoint.bench.synthetic import synthetic_network
 
 
 @pytest.mark.parametrize("stages", [4, 5, 6, 7])

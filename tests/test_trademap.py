@@ -6,10 +6,10 @@ import gzip
 
 import pytest
 
-from chokepoint.trademap import (COLUMNS, TradeMapError, check_coverage, import_trademap,
+from chokepoint.statistics.trademap import (COLUMNS, TradeMapError, check_coverage, import_trademap,
                                  read_table, reporter_from_filename, write_table)
 
-from conftest import SHARED, needs_shared
+from conftest import TRADEMAP, needs_release
 
 IMP = "Trade_Map_-_List_of_supplying_markets_for_a_product_imported_by_"
 EXP = "Trade_Map_-_List_of_importing_markets_for_a_product_exported_by_"
@@ -135,12 +135,12 @@ def test_cli_import_on_damaged_folder_gives_one_line(tmp_path):
     assert not (tmp_path / "t.csv.gz").exists()
 
 
-@needs_shared
+@needs_release
 def test_real_download_imports_with_its_quirks_listed(tmp_path):
-    from chokepoint.inputs import Inputs
+    from chokepoint.statistics.inputs import Inputs
 
     inputs = Inputs.load(2020)
-    res = import_trademap(SHARED / "trademap", inputs.preferred_names)
+    res = import_trademap(TRADEMAP, inputs.preferred_names)
     check_coverage(res, inputs.all_codes(), inputs.importers())
     joined = "\n".join(res.warnings)
     assert "'Belgiuml' is no known country (did you mean 'Belgium'?)" in joined
@@ -183,7 +183,7 @@ def test_importer_never_overwrites_the_shipped_table_unless_forced(tmp_path, dow
     import subprocess
     import sys
 
-    from chokepoint.inputs import TRADE_TABLE, data_dir
+    from chokepoint.statistics.inputs import TRADE_TABLE, data_dir
 
     before = (data_dir() / TRADE_TABLE).read_bytes()
     r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "data", "import-trademap",

@@ -19,8 +19,8 @@ from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
 from .network import Network
 from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
-from .results import table, to_dataset, write
-from .scenario import Scenario, load_scenario
+from .outputs.results import table, to_dataset, write
+from .runs.scenario import Scenario, load_scenario
 
 __all__ = ["build_networks", "load_network", "load_networks", "vulnerability", "run",
            "RunResult"]
@@ -38,7 +38,7 @@ def vulnerability(
     parameters: Mapping[str, float] | None = None,
     solver_options: Mapping[str, object] | None = None,
 ) -> xr.Dataset:
-    """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.results.to_dataset`).
+    """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.outputs.results.to_dataset`).
 
     ``focal`` is either the scenario mapping (label -> countries) or a list of FocalSet.
     ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
@@ -106,9 +106,13 @@ def prepare(scenario: Scenario | str | Path):
     return scenario, networks, focal_sets
 
 
-def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> dict:
+def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets,
+           variants=()) -> dict:
+    from .outputs.provenance import provenance
+
     spec = scenario.spec
     families, parameters, loaded = scenario.user_families()
+    solvers = [v.spec.solver for v in variants] or [spec.solver]
     return {
         "scenario": spec.name,
         "description": spec.description,
@@ -117,7 +121,8 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> d
         "constraint_families": [f.describe(parameters) for f in families],
         "extensions": [e.describe() for e in loaded],
         "year": spec.network.year,
-        "networks": {m: n.origin for m, n in networks.items()},
+        "networks": {m: Path(n.origin).name if "/" in n.origin or "\\" in n.origin
+                     else n.origin for m, n in networks.items()},
         "profile": spec.network.profile if spec.network.flows is None else "flows",
         "focal_sets": {fs.label: fs.describe() for fs in focal_sets},
         "pairs": [str(p) for p in scenario.pairs],
@@ -127,14 +132,15 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets) -> d
             for c in dict.fromkeys(p.chemistry for p in scenario.pairs)},
         "source_method": "Cheng, Fuchs, Karplus & Michalek, Nature Communications 15, 2143 "
                          "(2024), doi:10.1038/s41467-024-46418-1",
+        "provenance": provenance(scenario, solvers),
     }
 
 
 def _check_variant_edits(scenario: Scenario, variants) -> None:
     """Apply each variant's edits to its statistics here, so that a bad edit is reported with
     its file, line and variant before any task starts."""
-    from .counterfactual import apply_edits
-    from .sweep import _inputs
+    from .statistics.counterfactual import apply_edits
+    from .runs.sweep import _inputs
 
     key = ("sweep",) if scenario.spec.sweep else ("variants",)
     for v in variants:
@@ -197,7 +203,7 @@ def run(
     (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
     """
     from .publish import output_lock
-    from .sweep import make_tasks
+    from .runs.sweep import make_tasks
 
     scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
@@ -212,8 +218,8 @@ def run(
 
 def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                 write_files, progress, workers, dask, report) -> RunResult:
-    from .parts import PartStore, fingerprint, input_files
-    from .sweep import execute
+    from .runs.parts import PartStore, fingerprint, input_files
+    from .runs.sweep import execute
 
     spec = scenario.spec
     store = None
@@ -240,7 +246,7 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
             vul, stages = vul.drop(columns="sample"), stages.drop(columns="sample")
         indices = Indices(vul, stages, Timings())
     notes = _notes(scenario, variants)
-    attrs = {**_attrs(scenario, networks, focal_sets), "notes": notes}
+    attrs = {**_attrs(scenario, networks, focal_sets, variants), "notes": notes}
     ds = to_dataset(indices, attrs, variants=variants if len(variants) > 1 else None,
                     samples=samples if spec.sensitivity else None,
                     quantiles=spec.sensitivity.quantiles if spec.sensitivity else None)
@@ -252,7 +258,7 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
     written = None
     extra = None
     if report:
-        from .report import write_report
+        from .outputs.report import write_report
 
         first = focal_sets[0]
         text = scenario.path.read_text(encoding="utf-8") if scenario.path else ""

@@ -7,8 +7,7 @@ import signal
 import sys
 import time
 
-from .errors import ChokepointError
-from .sweep import STOP_SIGNAL
+from .errors import STOP_SIGNAL, ChokepointError
 
 EXIT_ERROR = 1
 
@@ -88,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="cheng-csv (Source,Target,Value) or csv (with provenance)")
     n.add_argument("--out", required=True, metavar="FILE")
 
+    it = sub.add_parser("init", help="copy an example scenario and the blocs file into a "
+                        "folder, to edit and run")
+    it.add_argument("folder", help="where to put scenario.yaml and blocs.yaml (made if absent)")
+
     mt = sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the "
                         "README), with a scenario's own constraint families when given")
     mt.add_argument("scenario", nargs="?", help="scenario YAML file")
@@ -142,18 +145,18 @@ def _overrides(args) -> dict:
         except yaml.YAMLError:
             raise ChokepointError(f"--set {key}: {text!r} is not a YAML value") from None
     if args.extension:
-        from .scenario import load_scenario
+        from .lp.extensions import is_file_ref
+        from .runs.scenario import load_scenario
 
         existing = load_scenario(args.scenario).spec.extensions if args.scenario else []
-        base = os.path.dirname(os.path.abspath(args.scenario)) if args.scenario else "."
-        added = [os.path.relpath(os.path.abspath(e), base) if e.endswith(".py") else e
-                 for e in args.extension]
+        # files named on the command line are relative to where it runs
+        added = [os.path.abspath(e) if is_file_ref(e) else e for e in args.extension]
         out["extensions"] = list(existing) + added
     return out
 
 
 def _scenario(args):
-    from .scenario import load_scenario
+    from .runs.scenario import load_scenario
 
     return load_scenario(args.scenario, _overrides(args))
 
@@ -182,14 +185,14 @@ def _rank(args) -> int:
     from .publish import output_lock, staged
 
     from .focal import load_blocs
-    from .ranking import rank, render
+    from .runs.ranking import rank, render
 
     blocs = load_blocs(args.blocs) if args.blocs else None
     t = time.perf_counter()
     df = rank(args.year, args.profile, blocs)
     print(render(df, args.top), end="")
     folder = Path(args.out or f"results/rank-{args.year}")
-    from . import figures
+    from .outputs import figures
 
     with output_lock(folder), staged(folder, {"command": "chokepoint rank"}) as tmp:
         df.to_csv(tmp / "ranking.csv", index=False, float_format="%.10g")
@@ -206,7 +209,7 @@ def _narrow(args) -> int:
     from .api import prepare
     from .chemistry import parse_pair
     from .errors import ScenarioError, did_you_mean
-    from .narrow import band_drivers, render
+    from .runs.narrow import band_drivers, render
 
     scenario, networks, focal_sets = prepare(args.scenario)
     labels = {fs.label: fs for fs in focal_sets}
@@ -233,7 +236,7 @@ def _narrow(args) -> int:
 def _validate(args) -> int:
     from .api import prepare
 
-    from .sweep import make_tasks
+    from .runs.sweep import make_tasks
 
     scenario, networks, focal_sets = prepare(_scenario(args))
     from .api import _check_variant_edits
@@ -276,7 +279,7 @@ def _check_solvers(scenario, variants) -> None:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench import (SCALE_SIZES, SOLVERS, bench_scenario, bench_suites, growth, machine,
+    from .bench.suites import (SCALE_SIZES, SOLVERS, bench_scenario, bench_suites, growth, machine,
                         plot_scale, render_suites, write_csv)
     from .errors import ChokepointError, did_you_mean
 
@@ -310,11 +313,11 @@ def _bench(args) -> int:
 def _data(args) -> int:
     from pathlib import Path
 
-    from .inputs import TRADE_TABLE, Inputs, data_dir
-    from .trademap import check_coverage, import_trademap, write_table
+    from .statistics.inputs import TRADE_TABLE, Inputs, data_dir
+    from .statistics.trademap import check_coverage, import_trademap, write_table
 
     if args.data_command == "check":
-        from .datacheck import data_check
+        from .statistics.check import data_check
 
         text, ok = data_check(args.year, args.profile)
         print(text, end="")
@@ -334,8 +337,8 @@ def _data(args) -> int:
 
 
 def _network(args) -> int:
-    from .inputs import Inputs
-    from .mfa import build_network
+    from .statistics.inputs import Inputs
+    from .statistics.mfa import build_network
 
     from .publish import check_path, written
 
@@ -347,8 +350,32 @@ def _network(args) -> int:
     return 0
 
 
+def _init(args) -> int:
+    from pathlib import Path
+
+    from .publish import check_path, write_file
+    from .shipped import scenarios_dir
+
+    folder = check_path(args.folder)
+    copies = {"scenario.yaml": scenarios_dir() / "paper_2020.yaml",
+              "blocs.yaml": scenarios_dir() / "blocs.yaml"}
+    there = [n for n in copies if (folder / n).exists()]
+    if there:
+        raise ChokepointError(f"{args.folder}: {', '.join(there)} already there; choose an "
+                              "empty folder (nothing was changed)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in copies.items():
+        text = source.read_text(encoding="utf-8")
+        if name == "scenario.yaml":
+            text = text.replace("name: paper-2020", "name: my-scenario", 1)
+        write_file(folder / name, text)
+    print(f"wrote {Path(args.folder) / 'scenario.yaml'} and blocs.yaml; edit them, then: "
+          f"chokepoint run {Path(args.folder) / 'scenario.yaml'}")
+    return 0
+
+
 def _math(args) -> int:
-    from .docs import math_markdown
+    from .outputs.docs import math_markdown
 
     if args.scenario is None:
         if args.extension or args.overrides:
@@ -358,6 +385,26 @@ def _math(args) -> int:
     families, parameters, _ = _scenario(args).user_families()
     print(math_markdown(families, parameters), end="")
     return 0
+
+
+def reference() -> str:
+    """Every command and option of ``chokepoint``, from its argument parser."""
+    parser = _parser()
+    out = []
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, cmd in sub.choices.items():
+        out += [f"### `chokepoint {name}`", "", cmd.description or (
+            next((c.help for c in sub._choices_actions if c.dest == name), "") or ""), "",
+            "```text", cmd.format_usage().strip(), "```", ""]
+        rows = [a for a in cmd._actions if a.option_strings or a.dest != "help"]
+        out += ["| argument | meaning |", "|---|---|"]
+        for a in rows:
+            if a.dest == "help":
+                continue
+            flag = ", ".join(a.option_strings) or a.dest.upper()
+            out.append(f"| `{flag}` | {(a.help or '').replace('|', '/')} |")
+        out.append("")
+    return "\n".join(out) + "\n"
 
 
 class _Terminated(KeyboardInterrupt):
@@ -386,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
                 "validate": _validate, "bench": _bench, "math": _math, "data": _data,
-                "network": _network}
+                "network": _network, "init": _init}
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     # A worker stopped mid-task leaves a lock Pyomo made in it to multiprocessing's resource

@@ -11,6 +11,12 @@ import difflib
 from collections.abc import Iterable
 
 
+#: The signal that asked this process to stop (set by the command line's handlers): an error
+#: raised while a signal unwinds the work (a reader cut off mid-read) is the interrupt, not a
+#: failure of its own.
+STOP_SIGNAL: list[int] = []
+
+
 class ChokepointError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 

@@ -166,6 +166,7 @@ class Network:
         year: int | None = None,
         origin: str = "<memory>",
         close_imbalances: bool = False,
+        check_balance: bool = True,
     ) -> "Network":
         """Build and validate a network from ``(source, target, tonnes)`` rows.
 
@@ -202,7 +203,7 @@ class Network:
         keep = ["source", "target", "tonnes"] + (["provenance"] if "provenance" in arcs else [])
         net = cls(arcs=arcs[keep], nodes=nodes,
                   material=material, year=year, origin=origin)
-        net._validate(rows)
+        net._validate(rows, check_balance)
         return net
 
     @classmethod
@@ -275,7 +276,7 @@ class Network:
 
     # -- validation ------------------------------------------------------------------------
 
-    def _validate(self, rows: "_Rows") -> None:
+    def _validate(self, rows: "_Rows", check_balance: bool = True) -> None:
         arcs, stage = self.arcs, self.nodes["stage"].to_numpy()
         dup = arcs.duplicated(["source", "target"], keep="first").to_numpy()
         if dup.any():
@@ -307,6 +308,8 @@ class Network:
             raise NetworkError(
                 f"{self.origin}: no product sink: no arc ends in any of {', '.join(PRODUCTS)}"
             )
+        if not check_balance:
+            return
         flow = self.node_flow()
         inflow, outflow = flow["inflow"].to_numpy(), flow["outflow"].to_numpy()
         gap = np.abs(inflow - outflow)

@@ -44,15 +44,15 @@ def build_networks(materials: Iterable[str], year: int = 2020, profile: str = "p
                    where: str = "edits") -> dict[str, Network]:
     """Networks built from the statistics under ``data/`` (the material-flow step), after the
     counterfactual ``edits`` (see :mod:`chokepoint.counterfactual`)."""
-    from .counterfactual import apply_edits
-    from .inputs import Inputs
+    from .statistics.counterfactual import apply_edits
+    from .statistics.inputs import Inputs
 
     inputs = apply_edits(Inputs.load(year, data), edits, where)
     return build_from_inputs(materials, inputs, profile)
 
 
 def build_from_inputs(materials: Iterable[str], inputs, profile: str) -> dict[str, Network]:
-    from .mfa import build_network
+    from .statistics.mfa import build_network
 
     return {m: build_network(m, inputs, profile) for m in materials}
 

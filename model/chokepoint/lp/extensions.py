@@ -57,8 +57,13 @@ class Extension:
     sha256: str
     families: tuple[ConstraintFamily, ...]
 
+    @property
+    def label(self) -> str:
+        """The file's name (or the module's): no folder of the user's machine."""
+        return Path(self.ref).name if is_file_ref(self.ref) else self.ref
+
     def describe(self) -> dict:
-        return {"extension": self.ref, "sha256": self.sha256,
+        return {"extension": self.label, "sha256": self.sha256,
                 "families": [f.name for f in self.families]}
 
 
@@ -101,7 +106,8 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
     if got is None:
         module = _exec_file(Path(target), digest, ref, where) if is_file_ref(ref) \
             else _import(ref, where)
-        found = tuple(replace(v, source=f"{ref}#sha256={digest[:12]}")
+        label = Path(ref).name if is_file_ref(ref) else ref
+        found = tuple(replace(v, source=f"{label}#sha256={digest[:12]}")
                       for v in vars(module).values() if isinstance(v, ConstraintFamily))
         if not found:
             raise ScenarioError(f"{where}: {ref} defines no constraint family (decorate a "

@@ -32,7 +32,7 @@ from .formulation import ExtensionError, Formulation, layout_size
 
 _INF = highspy.kHighsInf
 #: From this many columns up, the algorithm depends on the sense (see the module docstring).
-IPM_COLUMNS = 20_000
+IPM_COLUMNS = 5_000
 LARGE_OPTIONS = {
     "minimize": {"solver": "simplex", "simplex_strategy": 1, "presolve": "off"},
     "maximize": {"solver": "ipm", "run_crossover": "off", "presolve": "off"},

@@ -1,0 +1,252 @@
+"""Figures: Sankey diagrams of the networks (plotly), vulnerability bars, stage contributions,
+sensitivity and ranking plots (matplotlib).
+
+Colours are fixed per country (a named colour for the large producers, a stable hash of the
+ISO3 code into a palette for the rest), and node positions are fixed per stage, so the same
+country looks the same in every figure, material and run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "chokepoint"  # stable SVG ids: same figure, same bytes
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from .. import countries  # noqa: E402
+from ..cases import CASES, Case  # noqa: E402
+from ..chemistry import MATERIALS  # noqa: E402
+from ..network import Network, Stage  # noqa: E402
+
+#: Colours of the countries that dominate the figures, as the paper's readers know them.
+NAMED = {"CHN": "#d62728", "AUS": "#e6a817", "CHL": "#1f77b4", "ARG": "#17becf",
+         "COD": "#8c564b", "RUS": "#9467bd", "ZAF": "#2ca02c", "IDN": "#ff7f0e",
+         "JPN": "#e377c2", "KOR": "#7f7f7f", "USA": "#393b79", "FIN": "#637939",
+         "PHL": "#8c6d31", "CAN": "#843c39", "BRA": "#7b4173", "GAB": "#5254a3",
+         "NCL": "#bd9e39", "BEL": "#ad494a", "NOR": "#3182bd", "MAR": "#31a354"}
+PALETTE = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20b").colors] + \
+    [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20c").colors[:12]]
+UNCERTAIN_COLOUR = "#b0b0b0"
+SINK_COLOUR = "#d9d9d9"
+PRODUCT_COLOUR = "#222222"
+CASE_COLOURS = {Case.PROPORTIONAL: "#1f77b4", Case.OPTIMISTIC: "#2ca02c",
+                Case.PESSIMISTIC_A: "#ff7f0e", Case.PESSIMISTIC_B: "#d62728"}
+#: Sankey column of each stage (0 = left).
+COLUMN = {Stage.MINE: 0.0, Stage.RECYCLING: 0.0, Stage.UNCERTAIN_SOURCE: None,
+          Stage.REFINING_POOL: 0.25, Stage.REFINING: 0.45, Stage.PRECURSOR: 0.55,
+          Stage.CATHODE_POOL: 0.7, Stage.CELL: 0.78, Stage.PACK: 0.86, Stage.VEHICLE: 0.93,
+          Stage.PRODUCT: 1.0, Stage.OTHER_SINK: None}
+
+
+def colour(owner: str) -> str:
+    """The colour of a country (or other owner), the same in every figure."""
+    key = countries.key(owner)
+    if key in NAMED:
+        return NAMED[key]
+    digest = int(hashlib.sha1(key.encode()).hexdigest(), 16)
+    return PALETTE[digest % len(PALETTE)]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# -- Sankey ---------------------------------------------------------------------------------
+
+
+def sankey(network: Network, focal_nodes: Iterable[str] = (), title: str | None = None,
+           min_label_share: float = 0.01):
+    """Plotly Sankey of a network: stages left to right, nodes coloured by owner, uncertain
+    sources and non-battery sinks grey; arcs out of focal nodes highlighted."""
+    import plotly.graph_objects as go
+
+    focal = set(focal_nodes)
+    nodes = list(network.nodes.index)
+    idx = {n: i for i, n in enumerate(nodes)}
+    stage = network.nodes["stage"]
+    owner = network.nodes["owner"]
+    flow = network.node_flow()
+    total = float(network.arcs["tonnes"].sum()) or 1.0
+    xs, labels, node_colours = [], [], []
+    # x by stage; an uncertain source sits left of what it feeds, a sink right of its sender
+    first_target = network.arcs.groupby("source")["target"].first()
+    first_source = network.arcs.groupby("target")["source"].first()
+    for n in nodes:
+        st = stage[n]
+        x = COLUMN[st]
+        if st is Stage.UNCERTAIN_SOURCE:
+            x = max(0.0, (COLUMN[stage[first_target[n]]] or 0.1) - 0.12)
+        elif st is Stage.OTHER_SINK:
+            x = min(0.97, (COLUMN[stage[first_source[n]]] or 0.9) + 0.12)
+        xs.append(max(0.001, min(0.999, x)))
+        size = max(flow.inflow[n], flow.outflow[n])
+        show = size / total >= min_label_share or st is Stage.PRODUCT or n in focal
+        name = owner[n] if st not in (Stage.PRODUCT,) else n
+        labels.append(name if show else "")
+        if st is Stage.UNCERTAIN_SOURCE:
+            node_colours.append(UNCERTAIN_COLOUR)
+        elif st is Stage.OTHER_SINK:
+            node_colours.append(SINK_COLOUR)
+        elif st is Stage.PRODUCT:
+            node_colours.append(PRODUCT_COLOUR)
+        else:
+            node_colours.append(colour(owner[n]))
+    link_colours = []
+    for s in network.arcs["source"]:
+        base = UNCERTAIN_COLOUR if stage[s] is Stage.UNCERTAIN_SOURCE else node_colours[idx[s]]
+        alpha = 0.75 if s in focal else (0.15 if focal else 0.4)
+        link_colours.append(_rgba(base, alpha))
+    hover = [f"{n}<br>{max(flow.inflow[n], flow.outflow[n]):,.0f} t" for n in nodes]
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node=dict(label=labels, color=node_colours, x=xs, pad=6, thickness=12,
+                  customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                  line=dict(width=0.3, color="#555")),
+        link=dict(source=[idx[s] for s in network.arcs["source"]],
+                  target=[idx[t] for t in network.arcs["target"]],
+                  value=network.arcs["tonnes"].astype(float).tolist(), color=link_colours,
+                  hovertemplate="%{source.customdata} -> %{target.customdata}<br>"
+                                "%{value:,.0f} t<extra></extra>"),
+    ))
+    material = network.material or ""
+    head = title or (f"{material.capitalize()} {network.year or ''}: mining -> raw trade -> "
+                     "refining -> refined trade -> cathode (t contained element)")
+    fig.update_layout(title=dict(text=head, font=dict(size=14)), font=dict(size=10),
+                      width=1100, height=700, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def write_sankey(fig, path: Path) -> list[Path]:
+    """``path``.html (plotly.js inline: works offline), .png and .svg."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = [path.with_suffix(".html")]
+    fig.write_html(out[0], include_plotlyjs=True, full_html=True,
+                   config={"displaylogo": False})
+    for suffix in (".png", ".svg"):
+        fig.write_image(path.with_suffix(suffix), scale=1 if suffix == ".svg" else 1.5)
+        out.append(path.with_suffix(suffix))
+    return out
+
+
+# -- indices ----------------------------------------------------------------------------------
+
+
+def _pair_labels(ds: xr.Dataset) -> list[tuple[str, str]]:
+    return [(c, m) for c in ds.chemistry.values for m in ds.material.values
+            if m != "all" and bool(ds.vi.sel(chemistry=c, material=m).notnull().any())]
+
+
+def vulnerability_bars(ds: xr.Dataset, focal: list[str] | None = None):
+    """The paper's Fig. 5: proportional bars, optimistic..pessimistic A error bars, a marker at
+    pessimistic B; grouped by pair, one bar per focal set in its country's colour."""
+    focal = focal or list(ds.focal.values)
+    pairs = _pair_labels(ds)
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(pairs) + 2), 4.2), layout="constrained")
+    width = 0.8 / len(focal)
+    for j, f in enumerate(focal):
+        x = np.arange(len(pairs)) + (j - (len(focal) - 1) / 2) * width
+        sel = [ds.vi.sel(focal=f, chemistry=c, material=m) * 100 for c, m in pairs]
+        p = np.array([float(s.sel(case="proportional")) for s in sel])
+        lo = np.array([float(s.sel(case="optimistic")) for s in sel])
+        hi = np.array([float(s.sel(case="pessimistic_a")) for s in sel])
+        b = np.array([float(s.sel(case="pessimistic_b")) for s in sel])
+        c = colour(f)
+        ax.bar(x, p, width * 0.9, color=c, label=f, edgecolor="white", linewidth=0.4)
+        ax.errorbar(x, p, yerr=[np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)],
+                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        ax.plot(x, b, linestyle="none", marker="v", markersize=4, color="black")
+    ax.set_xticks(np.arange(len(pairs)), [f"{c}-{MATERIALS[m]}" for c, m in pairs])
+    ax.set_ylabel("vulnerability index (% of cathode output)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Vulnerability by focal set: bar proportional, whiskers optimistic to "
+                 "pessimistic A, ▼ pessimistic B", fontsize=10)
+    ax.legend(fontsize=7, ncols=min(5, len(focal)), loc="upper center",
+              bbox_to_anchor=(0.5, -0.08), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def stage_contributions(ds: xr.Dataset, focal: str):
+    """The paper's Fig. 4, simplified: cumulative index as each stage is counted (cathode,
+    + refining, + mining), one panel per pair, one line per case."""
+    pairs = _pair_labels(ds)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(2.3 * len(pairs) + 1, 2.8),
+                             sharey=True, layout="constrained", squeeze=False)
+    stages = list(ds.stage.values)
+    names = {"cathode": "cathode", "refining": "+ refining", "mining": "+ mining"}
+    for ax, (c, m) in zip(axes[0], pairs):
+        for case in Case:
+            if case.value not in ds.case.values:
+                continue
+            y = ds.vi_cumulative.sel(focal=focal, chemistry=c, material=m, case=case.value) * 100
+            ax.plot(range(len(stages)), y.values, marker="o", markersize=3,
+                    color=CASE_COLOURS[case], label=CASES[case].title.split(" (")[0])
+        ax.set_xticks(range(len(stages)), [names.get(s, s) for s in stages], fontsize=7)
+        ax.set_title(f"{c}-{MATERIALS[m]}", fontsize=9)
+        ax.set_ylim(0, 105)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{focal}: cumulative VI (%)")
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    return fig
+
+
+def sensitivity(ds: xr.Dataset):
+    """Distribution of each index over the drawn samples (box per case), central value ●."""
+    focal = list(ds.focal.values)
+    pairs = _pair_labels(ds)
+    panels = [(f, c, m) for f in focal for c, m in pairs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.5, 3),
+                             layout="constrained", squeeze=False)
+    drawn = ds.vi.sel(sample=ds["sample"] > 0)
+    for ax, (f, c, m) in zip(axes[0], panels):
+        cases = [c_ for c_ in ds.case.values]
+        data = [drawn.sel(focal=f, chemistry=c, material=m, case=k).values * 100 for k in cases]
+        ax.boxplot(data, whis=(5, 95), showfliers=False)
+        ax.plot(range(1, len(cases) + 1),
+                [float(ds.vi.sel(sample=0, focal=f, chemistry=c, material=m, case=k)) * 100
+                 for k in cases], "o", color="black", markersize=4)
+        ax.set_xticks(range(1, len(cases) + 1), [k.replace("_", " ") for k in cases],
+                      fontsize=7, rotation=20)
+        ax.set_title(f"{f}, {c}-{MATERIALS[m]} ({drawn.sizes['sample']} samples)", fontsize=9)
+        ax.set_ylabel("VI (%), box 25-75, whiskers 5-95")
+        ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def ranking(df, chemistry: str, material: str, top: int = 15):
+    """Top focal sets by the proportional index for one pair, bounds as whiskers."""
+    block = df[(df["chemistry"] == chemistry) & (df["material"] == material)]
+    wide = block.pivot_table(index="focal", columns="case", values="vi") * 100
+    wide = wide.sort_values("proportional", ascending=False).head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(wide) + 1.2), layout="constrained")
+    y = np.arange(len(wide))
+    ax.barh(y, wide["proportional"], color=[colour(f) for f in wide.index])
+    ax.errorbar(wide["proportional"], y, xerr=[
+        np.clip(wide["proportional"] - wide["optimistic"], 0, None),
+        np.clip(wide["pessimistic_a"] - wide["proportional"], 0, None)],
+        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.set_yticks(y, wide.index, fontsize=8)
+    ax.set_xlabel(f"{chemistry}-{MATERIALS[material]} vulnerability index (%)")
+    ax.set_xlim(0, 105)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def save(fig, path: Path) -> list[Path]:
+    """A matplotlib figure as PNG and SVG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix in (".png", ".svg"):
+        fig.savefig(path.with_suffix(suffix), dpi=130, metadata={"Date": None}
+                    if suffix == ".svg" else None)
+        out.append(path.with_suffix(suffix))
+    plt.close(fig)
+    return out

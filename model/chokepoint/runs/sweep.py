@@ -1,0 +1,509 @@
+"""Sweeps: a scenario's variants (cartesian product or explicit list) and sensitivity samples,
+run in this process, a local process pool, or a Dask cluster, with resumable partial results.
+
+A task is one variant and a chunk of its samples. Each finished task is saved as a part
+(:mod:`chokepoint.parts`) beside the output; a re-run with the same inputs skips what is there.
+Results are assembled in task order, so they are identical however the tasks ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import STOP_SIGNAL, ChokepointError, ScenarioError, did_you_mean
+from .scenario import Scenario, ScenarioSpec, set_dotted
+
+log = logging.getLogger("chokepoint")
+
+#: Dotted scenario keys a sweep or variant may set.
+SWEEPABLE = ("network.year", "network.profile", "network.flows", "network.close_imbalances",
+             "solver", "solver_options", "pairs", "cases", "edits", "stage_contributions",
+             "focal", "extensions", "constraints", "parameters", "families")
+#: Keys under which a sweep may set one entry: ``parameters.FAMILY.PARAM``, ``families.NAME``,
+#: ``constraints.NAME``, ``solver_options.OPTION``.
+SWEEPABLE_PREFIXES = ("parameters.", "families.", "constraints.", "solver_options.")
+
+
+def sweepable(key: str) -> bool:
+    return key in SWEEPABLE or (key.startswith(SWEEPABLE_PREFIXES)
+                                and len(key.split(".", 1)[1]) > 0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a sweep: its label, the values it sets (as text, and as given) and its
+    full spec."""
+
+    index: int
+    label: str
+    coords: dict[str, str]
+    spec: ScenarioSpec
+    values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One uncertain quantity: an HS code's contained fraction or a chemistry's mass fraction
+    (sampled as a factor on its value), or a constraint family's parameter (``family``, sampled
+    as a value; ``central`` is the scenario's)."""
+
+    name: str
+    code: str | None
+    chemistry: str | None
+    material: str | None
+    low: float
+    high: float
+    distribution: str
+    family: str | None = None
+    central: float = 1.0
+
+    def edit(self, factor: float) -> dict:
+        if self.code is not None:
+            return {"kind": "set_fraction", "code": self.code, "factor": factor}
+        return {"kind": "set_fraction", "chemistry": self.chemistry,
+                "material": self.material, "factor": factor}
+
+
+@dataclass
+class Samples:
+    """Sample 0 is the central point (every factor 1); samples 1..n are drawn."""
+
+    parameters: list[Parameter] = field(default_factory=list)
+    factors: np.ndarray = field(default_factory=lambda: np.ones((1, 0)))
+
+    def __len__(self) -> int:
+        return len(self.factors)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def variants(scenario: Scenario) -> list[Variant]:
+    """The scenario's variants: the product of ``sweep``, the ``variants`` list, or itself."""
+    spec = scenario.spec
+    base = spec.model_dump(by_alias=True, exclude={"sweep", "variants", "sensitivity"},
+                           exclude_none=True)
+    points: list[tuple[str | None, dict]] = []
+    for key in list(spec.sweep) + [k for v in spec.variants for k in v if k != "label"]:
+        if not sweepable(key):
+            where = scenario.where(("sweep", key) if key in spec.sweep else ("variants",))
+            raise ScenarioError(f"{where}: {key!r} cannot be swept"
+                                f"{did_you_mean(key, SWEEPABLE)}; sweepable: "
+                                f"{', '.join(SWEEPABLE)}, and one entry of "
+                                f"{', '.join(p + '*' for p in SWEEPABLE_PREFIXES)}")
+    if spec.sweep:
+        keys = list(spec.sweep)
+        for values in itertools.product(*(spec.sweep[k] for k in keys)):
+            points.append((None, dict(zip(keys, values))))
+    for v in spec.variants:
+        points.append((v.get("label"), {k: x for k, x in v.items() if k != "label"}))
+    if not points:
+        return [Variant(0, spec.name, {}, spec)]
+    out = []
+    for i, (label, setting) in enumerate(points):
+        data = json.loads(json.dumps(base))
+        for k, x in setting.items():
+            set_dotted(data, k, x)
+        where = scenario.where(("sweep",) if spec.sweep and label is None else ("variants", i))
+        try:
+            vspec = ScenarioSpec.model_validate(data)
+        except Exception as e:  # pydantic's message, on one line, with the variant named
+            first = str(e).splitlines()
+            raise ScenarioError(f"{where}: variant {setting}: "
+                                f"{' '.join(first[1:3]).strip() or first[0]}") from None
+        coords = {k: _text(x) for k, x in setting.items()}
+        label = label or ", ".join(f"{k}={c}" for k, c in coords.items())
+        out.append(Variant(i, label, coords, vspec, dict(setting)))
+    return out
+
+
+#: Most samples a sensitivity run may draw (a grid's points per parameter, to the power of the
+#: parameters): beyond this a run would take days, so validation stops it.
+MAX_SAMPLES = 100_000
+
+
+def samples(spec: ScenarioSpec, materials: dict | None = None,
+            central: dict[str, float] | None = None, where=None) -> Samples:
+    """Seeded factors (fractions) and values (family parameters) for the sensitivity
+    parameters (rows: samples, columns: parameters). ``materials`` is the statistics'
+    materials table (HS codes with their contained fractions, cathode mass fractions);
+    ``central`` holds the scenario's values of the families' parameters."""
+    sens = spec.sensitivity
+    if sens is None:
+        return Samples()
+    central = central or {}
+    materials = materials or {}
+    codes_of = {m: {c: spec_.get("fraction") for stage in tables.values()
+                    for c, spec_ in stage.items()}
+                for m, tables in materials.get("trade_codes", {}).items()}
+    fraction_of = {c: f for table in codes_of.values() for c, f in table.items()}
+    mass = materials.get("cathode_mass_fractions", {})
+
+    def at(i, *key):
+        loc = ("sensitivity", "parameters", i, *key)
+        return where(loc) if where else ".".join(map(str, loc))
+
+    params: list[Parameter] = []
+    for i, p in enumerate(sens.parameters):
+        lo, hi = p.range
+        if p.parameter is not None:
+            if p.parameter not in central:
+                raise ScenarioError(f"{at(i, 'parameter')}: {p.parameter!r} is no parameter of "
+                                    f"an active family{did_you_mean(p.parameter, list(central))}"
+                                    f"; declared: {', '.join(central) or 'none'}")
+            c = central[p.parameter]
+            if p.distribution == "triangular" and not lo <= c <= hi:
+                raise ScenarioError(f"{at(i, 'range')}: a triangular range must hold the "
+                                    f"central value {c:g} of {p.parameter}")
+            params.append(Parameter(f"parameter_{p.parameter}", None, None, None, lo, hi,
+                                    p.distribution, family=p.parameter, central=c))
+            continue
+        if p.code is not None:
+            if p.code not in fraction_of:
+                raise ScenarioError(f"{at(i, 'code')}: unknown HS code {p.code!r}"
+                                    f"{did_you_mean(p.code, list(fraction_of))}")
+            if fraction_of[p.code] is None:
+                raise ScenarioError(f"{at(i, 'code')}: HS code {p.code} has no contained "
+                                    "fraction to vary")
+            found = [(p.code, fraction_of[p.code])]
+        elif p.chemistry is not None:
+            value = mass.get(p.chemistry, {}).get(p.material)
+            if value is None:
+                raise ScenarioError(f"{at(i)}: {p.chemistry} has no {p.material!r} mass "
+                                    f"fraction (has {', '.join(mass.get(p.chemistry, {}))})")
+            if value * hi > 1:
+                raise ScenarioError(f"{at(i, 'range')}: a factor of {hi:g} pushes "
+                                    f"{p.chemistry}'s {p.material} mass fraction {value:g} "
+                                    "above 1 t per t")
+            params.append(Parameter(f"{p.chemistry}_{p.material}", None, p.chemistry,
+                                    p.material, lo, hi, p.distribution))
+            continue
+        else:
+            if p.material not in codes_of:
+                raise ScenarioError(f"{at(i, 'material')}: unknown material {p.material!r}"
+                                    f"{did_you_mean(p.material, list(codes_of))}")
+            found = [(c, f) for c, f in codes_of[p.material].items() if f is not None]
+        for code, fraction in found:
+            if fraction * hi > 1:
+                raise ScenarioError(f"{at(i, 'range')}: a factor of {hi:g} pushes HS code "
+                                    f"{code}'s contained fraction {fraction:g} above 1 t per t")
+            params.append(Parameter(f"code_{code}", code, None, None, lo, hi, p.distribution))
+    total = sens.samples ** len(params) if sens.method == "grid" else sens.samples
+    if total > MAX_SAMPLES:
+        what = (f"a grid of {sens.samples} points over {len(params)} parameters is {total:,} "
+                "samples" if sens.method == "grid" else f"{total:,} samples")
+        raise ScenarioError(f"{where(('sensitivity', 'samples')) if where else 'sensitivity'}"
+                            f": {what}, more than the {MAX_SAMPLES:,} a run may draw")
+    d, n = len(params), sens.samples
+    if sens.method == "grid":
+        axes = [np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])] * d
+        u = np.array(list(itertools.product(*axes)))
+    elif sens.method == "lhs":
+        from scipy.stats import qmc
+
+        u = qmc.LatinHypercube(d=d, seed=sens.seed).random(n)
+    else:
+        u = np.random.default_rng(sens.seed).random((n, d))
+    factors = np.empty_like(u)
+    for j, p in enumerate(params):
+        peak = p.central if p.family else 1.0
+        if p.distribution == "triangular" and p.high > p.low:
+            from scipy.stats import triang
+
+            factors[:, j] = triang.ppf(u[:, j], c=(peak - p.low) / (p.high - p.low), loc=p.low,
+                                       scale=p.high - p.low)
+        else:
+            factors[:, j] = p.low + u[:, j] * (p.high - p.low)
+    first = np.array([[p.central if p.family else 1.0 for p in params]])
+    return Samples(params, np.vstack([first.reshape(1, d), factors]))
+
+
+# -- one task -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    variant: int
+    spec_json: str  # the variant's spec
+    base_dir: str | None  # the scenario's folder (relative paths)
+    blocs: dict
+    sample_ids: tuple[int, ...]  # empty: no sensitivity
+    factors: tuple[tuple[float, ...], ...]
+    parameters: tuple[Parameter, ...]
+    extensions: tuple[str, ...] = ()  # SHA-256 of each extension, in the spec's order
+    scenario_name: str = "scenario.yaml"
+
+    @property
+    def key(self) -> str:
+        first = self.sample_ids[0] if self.sample_ids else 0
+        return f"v{self.variant:04d}-s{first:07d}"
+
+
+@lru_cache(maxsize=4)
+def _inputs(year: int):
+    from ..statistics.inputs import Inputs
+
+    inputs = Inputs.load(year)
+    inputs.trade_table  # noqa: B018 -- read once per process; every task reuses it
+    return inputs
+
+
+def task_scenario(task: Task) -> Scenario:
+    """The task's scenario, its extensions loaded as the run started (same SHA-256)."""
+    from ..lp.extensions import load_extension
+
+    spec = ScenarioSpec.model_validate_json(task.spec_json)
+    base = Path(task.base_dir) if task.base_dir else None
+    scenario = Scenario(spec, base / task.scenario_name if base else None, {})
+    for i, (ref, sha) in enumerate(zip(spec.extensions, task.extensions)):
+        load_extension(ref, base, f"extensions[{i}]", sha256=sha)
+    return scenario
+
+
+def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Indices of one variant (and its samples): vulnerability and stage rows, labelled."""
+    from pydantic import TypeAdapter
+
+    from ..statistics.counterfactual import Edit, apply_edits
+    from ..focal import parse_focal
+    from ..index import compute
+    from ..networks import build_from_inputs, load_networks, owners
+
+    scenario = task_scenario(task)
+    spec = scenario.spec
+    families, parameters, _ = scenario.user_families()
+    materials = scenario.materials
+    runs: list[tuple[int | None, list, dict]] = []
+    for sample, fs in zip(task.sample_ids, task.factors) if task.sample_ids else []:
+        edits = [TypeAdapter(Edit).validate_python(p.edit(f))
+                 for p, f in zip(task.parameters, fs) if p.family is None]
+        values = {p.family: f for p, f in zip(task.parameters, fs) if p.family is not None}
+        runs.append((sample, edits, values))
+    if not runs:
+        runs = [(None, [], {})]
+    vul, stages = [], []
+    flows = scenario.flows_dir()
+    base = None
+    if flows is None:
+        base = apply_edits(_inputs(spec.network.year), spec.edits)
+    networks, lps = None, {}
+    for sample, edits, values in runs:
+        if networks is None or edits:  # only edits of the statistics rebuild the networks
+            if flows is not None:
+                networks = load_networks(flows, materials, spec.network.year,
+                                         spec.network.close_imbalances)
+            else:
+                inputs = apply_edits(base, edits, where="sensitivity")
+                networks = build_from_inputs(materials, inputs, spec.network.profile)
+            focal = parse_focal(spec.focal, owners(networks), blocs=task.blocs)
+        ind = compute(networks, focal, scenario.pairs, scenario.cases, spec.solver,
+                      decompose=spec.stage_contributions, progress=False, families=families,
+                      parameters={**parameters, **values}, options=spec.solver_options,
+                      lps=lps)
+        for df, out in ((ind.vulnerability, vul), (ind.stages, stages)):
+            df = df.copy()
+            df.insert(0, "sample", -1 if sample is None else sample)
+            df.insert(0, "variant", task.variant)
+            out.append(df)
+    return pd.concat(vul, ignore_index=True), pd.concat(stages, ignore_index=True)
+
+
+# -- many tasks -----------------------------------------------------------------------------
+
+
+#: Samples per task: enough to amortise a task's start, few enough to balance the workers.
+#: Fixed (not derived from the worker count) so that a resumed run finds the same tasks.
+SAMPLES_PER_TASK = 50
+
+
+def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples, list[Task]]:
+    vs = variants(scenario)
+    materials = None
+    if scenario.spec.sensitivity is not None and any(
+            p.parameter is None for p in scenario.spec.sensitivity.parameters):
+        materials = _inputs(scenario.spec.network.year).materials
+    _, central, _ = scenario.user_families()
+    smp = samples(scenario.spec, materials, central, scenario.where)
+    base_dir = str(scenario.path.parent.resolve()) if scenario.path else None
+    name = scenario.path.name if scenario.path else "scenario.yaml"
+    tasks = []
+    for v in vs:
+        js = v.spec.model_dump_json(by_alias=True)
+        sub = Scenario(v.spec, scenario.path, scenario._lines)
+        _, _, loaded = sub.user_families()  # every variant's families load before any task
+        shas = tuple(e.sha256 for e in loaded)
+        if scenario.spec.sensitivity is None:
+            tasks.append(Task(v.index, js, base_dir, blocs, (), (), (), shas, name))
+            continue
+        n = len(smp)
+        for start in range(0, n, SAMPLES_PER_TASK):
+            ids = tuple(range(start, min(n, start + SAMPLES_PER_TASK)))
+            tasks.append(Task(v.index, js, base_dir, blocs, ids,
+                              tuple(tuple(map(float, smp.factors[i])) for i in ids),
+                              tuple(smp.parameters), shas, name))
+    return vs, smp, tasks
+
+
+def _interrupted(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return bool(STOP_SIGNAL)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: what was saved."""
+
+    def __init__(self, saved: int, total: int):
+        super().__init__(f"{saved} of {total} tasks saved, re-run to resume")
+        self.saved, self.total = saved, total
+
+
+#: Seconds a Dask scheduler may have no worker before the run gives up
+#: (``CHOKEPOINT_DASK_WAIT`` overrides).
+DASK_WORKER_WAIT_S = float(os.environ.get("CHOKEPOINT_DASK_WAIT", "30"))
+
+
+def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | None = None,
+            progress: bool | None = None) -> dict[str, tuple]:
+    """Every task's result, by key: saved parts from ``store`` (a
+    :class:`~chokepoint.parts.PartStore`), the rest computed here, on ``workers`` processes or
+    on Dask, each saved as it finishes. An interrupt, a failed task or a dead worker stops
+    every other task at once; the finished ones stay saved, and the error says how many."""
+    from tqdm.auto import tqdm
+
+    results: dict[str, tuple] = {}
+    todo = []
+    for t in tasks:
+        got = store.load(t.key) if store else None
+        if got is None:
+            todo.append(t)
+        else:
+            results[t.key] = got
+    if results:
+        log.info("resuming: %d of %d tasks were saved by an earlier run", len(results),
+                 len(tasks))
+    bar = tqdm(total=len(tasks), initial=len(results), desc="sweep", unit="task",
+               disable=None if progress is None else not progress, leave=False)
+    if dask:
+        source = _run_dask(todo, dask)
+    elif workers <= 1 or len(todo) <= 1:
+        source = ((t, lambda t=t: run_task(t)) for t in todo)
+    else:
+        source = _run_pool(todo, workers)
+    saved = len(results)
+    try:
+        for t, get in source:
+            try:
+                results[t.key] = r = get()
+            except ChokepointError as e:
+                if _interrupted(e):
+                    raise KeyboardInterrupt from None
+                raise ChokepointError(f"{e} (task {t.key}); {saved} of {len(tasks)} tasks "
+                                      "saved, re-run to resume") from None
+            if store:
+                store.save(t.key, r)
+            saved += 1
+            bar.update()
+    except KeyboardInterrupt:
+        raise Interrupted(saved, len(tasks)) from None
+    except BrokenProcessPool:
+        raise ChokepointError(f"a worker process died (killed, or out of memory?); {saved} of "
+                              f"{len(tasks)} tasks saved, re-run to resume") from None
+    finally:
+        source.close()
+        bar.close()
+    return results
+
+
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the run, which stops them; their progress bars lock with a
+    thread lock, not a named semaphore that a stopped worker would leave behind."""
+    import threading
+
+    from tqdm.auto import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
+
+
+def _run_pool(todo, workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    finished = False
+    try:
+        futures = {pool.submit(run_task, t): t for t in todo}
+        for f in as_completed(futures):
+            yield futures[f], f.result
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # stop now: queued tasks are cancelled, running ones killed
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop(multiprocessing.active_children())
+            pool.shutdown(wait=True)  # the pool sees its workers gone and closes its queues
+
+
+def _stop(processes) -> None:
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(timeout=2)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=2)
+
+
+def _run_dask(todo, address: str):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise ChokepointError(f"--dask {address}: cannot reach the scheduler ({e})") from None
+    futures = []
+    try:
+        try:
+            client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+        except (TimeoutError, OSError):
+            raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
+                                  f"{DASK_WORKER_WAIT_S:.0f} s (start dask workers, or use "
+                                  "--workers)") from None
+        futures = client.map(run_task, todo, pure=False)
+        index = {f.key: t for f, t in zip(futures, todo)}
+        for f in as_completed(futures):
+            yield index[f.key], f.result
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()
+        if cluster is not None:
+            cluster.close()
