@@ -133,10 +133,11 @@ def test_validate_does_not_solve_or_write(tmp_path, tiny_flows):
 
 def test_bench_reports_build_and_solve(tmp_path, tiny_flows):
     scen = write_scenario(tmp_path, TINY_SCENARIO)
-    r = run_cli("bench", scen, "--repeat", "1")
+    r = run_cli("bench", scen, "--repeat", "1", "--out", tmp_path / "bench")
     assert r.returncode == 0, r.stderr
     assert "model build per network: lithium" in r.stdout
     assert "solve per LP: median" in r.stdout
+    assert (tmp_path / "bench" / "bench.csv").read_text().count("scenario tiny") == 1
 
 
 def test_paper_scenario_builds_from_shipped_data(tmp_path):

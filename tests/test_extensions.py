@@ -13,7 +13,6 @@ import pytest
 import xarray as xr
 
 from chokepoint.api import run, vulnerability
-from chokepoint.errors import ChokepointError
 from chokepoint.runs.scenario import load_scenario
 
 from conftest import write_scenario

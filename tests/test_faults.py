@@ -22,7 +22,7 @@ import xarray as xr
 
 from chokepoint.network import Network
 
-from conftest import TINY_ARCS, TINY_SCENARIO, write_scenario
+from conftest import TINY_SCENARIO, write_scenario
 
 # 300 samples (0-299) of the cobalt fractions: 6 tasks of 50 samples, a few seconds each
 SENS = """\

@@ -152,7 +152,6 @@ def test_every_model_component_is_declared(tiny):
 
 def test_any_pyomo_solver_solves_the_statement(tiny):
     """The Pyomo model alone, solved by HiGHS through Pyomo, gives the hand-checked index."""
-    d = arrays(tiny)
     f = formulations(tuple(Case))[A]
     lp = VulnerabilityLP(tiny, "appsi_highs")
     lp.solve(FocalSet.of("a", ["AUS"]).nodes(tiny), "LFP", A)  # sets bounds and parameters

@@ -203,7 +203,7 @@ def test_rank_command_writes_ranked_table(tmp_path):
 
     r = run_cli("rank", "--year", "2020", "--blocs", "--top", "3", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "LFP-lithium, countries ranked by the proportional index" in r.stdout
+    assert "LFP-Li, countries ranked by the proportional index" in r.stdout
     assert "blocs ranked" in r.stdout
     df = pd.read_csv(tmp_path / "ranking.csv")
     assert set(df["kind"]) == {"country", "bloc"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -257,14 +258,19 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
             "the user constraint families active in the variant, with their parameters")
     written = None
     extra = None
+    from .outputs.report import warnings_for
+
+    focal_nodes = {fs.label: {m: fs.nodes(n) for m, n in networks.items()} for fs in focal_sets}
+    notes += warnings_for(ds, networks, focal_nodes)
+    ds.attrs["notes"] = json.dumps(notes)
     if report:
         from .outputs.report import write_report
 
         first = focal_sets[0]
         text = scenario.path.read_text(encoding="utf-8") if scenario.path else ""
         extra = lambda tmp: write_report(  # noqa: E731
-            ds, networks, text, tmp, {m: first.nodes(n) for m, n in networks.items()},
-            first.label)
+            ds, networks, text, tmp, focal_nodes[first.label], first.label, focal_nodes,
+            progress)
     if write_files:
         written = write(indices, ds, out_dir, extra, _marker(scenario))
         if store:
@@ -283,3 +289,39 @@ def _marker(scenario: Scenario) -> dict:
             "scenario_file": scenario.path.name if scenario.path else None,
             "command": " ".join(["chokepoint", *sys.argv[1:]]) if sys.argv else "",
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
+              path: str | Path, fmt: str = "mps") -> dict:
+    """Write the exact LP one index solves (its focal set, pair and case), in tonnes, as an MPS
+    or LP file any solver reads; returns what turns its optimum into the index: the product's
+    supply (index = objective / supply) and the objective's sense."""
+    from .errors import ScenarioError, did_you_mean
+    from .lp import VulnerabilityLP
+    from .publish import check_path, written
+
+    if fmt not in ("mps", "lp"):
+        raise ScenarioError(f"--format: {fmt!r} is neither mps nor lp")
+    check_path(path, folder=False)
+    scenario, networks, focal_sets = prepare(scenario)
+    labels = {fs.label: fs for fs in focal_sets}
+    if focal not in labels:
+        raise ScenarioError(f"--focal: no focal set {focal!r} in the scenario"
+                            f"{did_you_mean(focal, list(labels))}; it has: "
+                            f"{', '.join(labels)}")
+    p = parse_pair(pair, "--pair")
+    if p.material not in networks:
+        raise ScenarioError(f"--pair: the scenario has no {p.material} network (its pairs: "
+                            f"{', '.join(map(str, scenario.pairs))})")
+    c = Case.parse(case, "--case")
+    net = networks[p.material]
+    families, parameters, _ = scenario.user_families()
+    lp = VulnerabilityLP(net, "highspy", families, parameters)
+    model = lp.model(c, labels[focal].nodes(net), p.chemistry)
+    from pyomo.opt import ProblemFormat
+
+    with written(path) as tmp:
+        model.write(str(tmp), format={"mps": ProblemFormat.mps, "lp": ProblemFormat.cpxlp}[fmt],
+                    io_options={"symbolic_solver_labels": True})
+    return {"supply_t": net.product_supply(p.chemistry), "sense": c.spec.sense,
+            "focal": focal, "pair": str(p), "case": c.value, "format": fmt}

@@ -27,6 +27,29 @@ DEFAULT_PAIRS: tuple[str, ...] = (
 )
 
 
+#: Chemistries in the paper's order (its tables and figures lead with LFP, then NCM).
+CHEMISTRY_ORDER: tuple[str, ...] = ("LFP", "NCM", "NCA", "LMO", "LCO")
+AGGREGATE = "all"  # material label of a chemistry's aggregate index
+
+
+def pair_key(chemistry: str, material: str) -> tuple[int, int]:
+    """Sort key of a (chemistry, material) in the paper's order, everywhere the pairs are shown:
+    LFP-Li, NCM-Li, NCM-Co, NCM-Ni, NCM-Mn, NCM (the aggregate), then the other pairs."""
+    chem = CHEMISTRY_ORDER.index(chemistry) if chemistry in CHEMISTRY_ORDER else 99
+    name = f"{chemistry}-{material}"
+    if material == AGGREGATE:
+        return chem, 99
+    if name in DEFAULT_PAIRS:
+        return chem, DEFAULT_PAIRS.index(name)
+    mats = CHEMISTRIES.get(chemistry, ())
+    return chem, 10 + (mats.index(material) if material in mats else 50)
+
+
+def pair_label(chemistry: str, material: str) -> str:
+    """``NCM-Co``; the aggregate is the chemistry alone (``NCM``)."""
+    return chemistry if material == AGGREGATE else f"{chemistry}-{MATERIALS[material]}"
+
+
 @dataclass(frozen=True, order=True)
 class Pair:
     chemistry: str

@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="cheng-csv (Source,Target,Value) or csv (with provenance)")
     n.add_argument("--out", required=True, metavar="FILE")
 
+    ex = sub.add_parser("export-lp", help="write the exact LP of one index (focal set, pair, "
+                        "case) as an MPS or LP file, for solvers chokepoint does not wrap")
+    ex.add_argument("scenario", help="scenario YAML file (or a shipped scenario's name)")
+    ex.add_argument("--focal", required=True, help="focal set label of the scenario")
+    ex.add_argument("--pair", required=True, help="chemistry-material pair, e.g. LFP-lithium")
+    ex.add_argument("--case", required=True, help="proportional, optimistic, pessimistic_a or "
+                    "pessimistic_b")
+    ex.add_argument("--format", default="mps", choices=["mps", "lp"], dest="fmt")
+    ex.add_argument("--out", required=True, metavar="FILE")
+    _scenario_options(ex)
+
     it = sub.add_parser("init", help="copy an example scenario and the blocs file into a "
                         "folder, to edit and run")
     it.add_argument("folder", help="where to put scenario.yaml and blocs.yaml (made if absent)")
@@ -106,8 +117,14 @@ def _parser() -> argparse.ArgumentParser:
                    "or --chain-sizes, or --flows FILE); all: the four (default when no "
                    "scenario is given: paper)")
     b.add_argument("--solvers", nargs="+", metavar="SOLVER",
-                   help="default: every one available (highspy network appsi_highs highs glpk "
-                   "cbc maxflow)")
+                   help="any solver a scenario takes (highspy, network, every Pyomo solver: "
+                   "appsi_*, *_direct, *_persistent, ...) or maxflow (the networkx baseline); "
+                   "options after a colon: highspy:solver=ipm,presolve=off (default: highspy "
+                   "network appsi_highs highs glpk cbc maxflow; missing ones get a row saying "
+                   "so)")
+    b.add_argument("--families", metavar="SCENARIO",
+                   help="also time each suite with this scenario's user constraint families "
+                   "on (formulation core+...), to measure an extension's cost")
     b.add_argument("--chain-sizes", nargs="+", type=int, metavar="N", default=None,
                    help="chain suite: economies per chain (default 200)")
     b.add_argument("--flows", metavar="FILE", help="chain suite: time this flows file "
@@ -115,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", nargs="+", type=int, metavar="N", default=None,
                    help="scale suite: countries per synthetic network (default 25 50 100 200)")
     b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
-    b.add_argument("--out", metavar="DIR", help="where bench.csv goes (default results/bench/)")
+    b.add_argument("--out", metavar="DIR", help="the folder whose bench.csv the rows are "
+                   "appended to (default results/bench/)")
     return p
 
 
@@ -279,32 +297,34 @@ def _check_solvers(scenario, variants) -> None:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench.suites import (SCALE_SIZES, SOLVERS, bench_scenario, bench_suites, growth, machine,
-                        plot_scale, render_suites, write_csv)
-    from .errors import ChokepointError, did_you_mean
+    from .bench.suites import (DEFAULT_SOLVERS, SCALE_SIZES, RunInfo, SolverChoice,
+                               bench_scenario, bench_suites, growth, machine, plot_scale,
+                               render_suites, write_csv)
 
+    out = Path(args.out or "results/bench") / "bench.csv"
+    info = RunInfo.now(args.repeat)
     if args.scenario and not args.suite:
-        print(bench_scenario(args.scenario, repeat=args.repeat).render())
+        report = bench_scenario(args.scenario, repeat=args.repeat)
+        print(report.render())
+        from .runs.scenario import load_scenario
+
+        write_csv([report.row(load_scenario(args.scenario).spec.solver)], info, out)
+        print(f"wrote {out}", file=sys.stderr)
         return 0
-    solvers = args.solvers or list(SOLVERS)
-    for s in solvers:
-        if s not in SOLVERS:
-            raise ChokepointError(f"--solvers: unknown solver {s!r}"
-                                  f"{did_you_mean(s, list(SOLVERS))}; choose from "
-                                  f"{', '.join(SOLVERS)}")
+    solvers = [SolverChoice.parse(s) for s in (args.solvers or DEFAULT_SOLVERS)]
     suites = ["paper", "ranking", "scale", "chain"] if args.suite == "all" else \
         [args.suite or "paper"]
     print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up, each solver "
-          "in a fresh process", file=sys.stderr)
+          f"in a fresh process; run {info.run_id}", file=sys.stderr)
     results = bench_suites(suites, solvers, args.repeat,
-                           log=lambda m: print(m, file=sys.stderr),
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
                            sizes=tuple(args.sizes or SCALE_SIZES),
                            chain_sizes=tuple(args.chain_sizes or (200,)),
-                           flows=Path(args.flows) if args.flows else None)
+                           flows=Path(args.flows) if args.flows else None,
+                           families_from=args.families)
     print(render_suites(results), end="")
     print(growth(results), end="")
-    out = Path(args.out or "results/bench") / "bench.csv"
-    write_csv(results, out)
+    write_csv(results, info, out)
     for path in [out, *plot_scale(results, out.parent / "scale")]:
         print(f"wrote {path}", file=sys.stderr)
     return 1 if any(r.status.startswith("DISAGREES") for r in results) else 0
@@ -347,6 +367,16 @@ def _network(args) -> int:
     with written(args.out) as tmp:
         net.to_csv(tmp, args.fmt)
     print(f"wrote {args.out} ({len(net.arcs)} arcs)", file=sys.stderr)
+    return 0
+
+
+def _export_lp(args) -> int:
+    from .api import export_lp
+
+    info = export_lp(_scenario(args), args.focal, args.pair, args.case, args.out, args.fmt)
+    print(f"wrote {args.out}: the LP of focal set {info['focal']!r}, pair {info['pair']}, case "
+          f"{info['case']} ({info['sense']}); its objective is touched tonnes into the product: "
+          f"index = objective / {info['supply_t']:.10g} t", file=sys.stderr)
     return 0
 
 
@@ -433,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
                 "validate": _validate, "bench": _bench, "math": _math, "data": _data,
-                "network": _network, "init": _init}
+                "network": _network, "init": _init, "export-lp": _export_lp}
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     # A worker stopped mid-task leaves a lock Pyomo made in it to multiprocessing's resource

@@ -16,13 +16,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cases import Case
-from .chemistry import Pair
+from .chemistry import AGGREGATE, Pair
 from .errors import NetworkError, SolverError
 from .focal import ALL_STAGES, STAGE_STEPS, FocalSet
 from .lp import DEFAULT_SOLVER, ConstraintFamily, SolveFailed, VulnerabilityLP
 from .network import Network
 
-AGGREGATE = "all"  # material label of a chemistry's aggregate index
 FULL = "all stages"  # the focal set counted at every stage it was given
 
 

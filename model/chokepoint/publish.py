@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import json
 import os
 import shutil
@@ -136,6 +137,7 @@ def staged(out: str | Path, marker: dict | None = None) -> Iterator[Path]:
     try:
         yield stage
         write_file(stage / MARKER, json.dumps(marker or {}, indent=1, sort_keys=True))
+        _open_up(stage, folder=True)
         if inside:
             _publish_into_mount(stage, target)
         else:
@@ -198,6 +200,21 @@ def _publish_into_mount(stage: Path, target: Path) -> None:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once: setting it to read it back is not thread-safe, so it
+    happens at the first publish, before any worker thread of ours writes."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _open_up(path: Path, folder: bool = False) -> None:
+    """Temporary files and folders are private (0600, 0700); published ones get the modes the
+    user's umask gives new ones."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def write_file(path: str | Path, text: str | bytes) -> None:
     """Write ``path`` whole or not at all: aside in its folder, then renamed into place."""
     path = Path(path)
@@ -206,6 +223,7 @@ def write_file(path: str | Path, text: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        _open_up(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -228,6 +246,7 @@ def written(path: str | Path) -> Iterator[Path]:
         raise os_error(e) from None
     try:
         yield Path(tmp)
+        _open_up(Path(tmp))
         os.replace(tmp, path)
     except OSError as e:
         raise os_error(e, path) from None

@@ -1,58 +1,94 @@
 """Benchmarks: time the index grid per solver, outside the test run.
 
-- ``bench_scenario``: one scenario's grid with its own solver (model build vs re-solves).
-- ``bench_suites``: the ``paper`` grid (the paper scenario's ten focal sets x five pairs x four
-  cases) and the ``ranking`` grid (every owner of the four NCM/LFP networks as a single focal
-  set) for every solver in :data:`SOLVERS` available here. Each solver runs in a fresh process,
-  so that its peak memory is its own; the grid runs once to warm up and then ``repeat`` times.
-- ``scale``: seeded synthetic networks of N countries and 7 stages, one focal set (the largest
-  miner, counted at every stage) in the four cases, per solver and size; a solver whose size
-  takes longer than :data:`SCALE_BUDGET_S` skips the larger sizes. ``growth`` fits the
-  exponent of time per index against network size, ``plot_scale`` draws it.
-- ``chain``: the whole ``chokepoint run`` of a scenario over the 7-stage chain read from a flows
-  file (written from the generator, or the user's own file), two focal sets, four cases, each
-  solver in its own process: wall time and peak memory against :data:`CHAIN_GOALS`.
+- ``bench_scenario``: one scenario's grid with its own solver (median, p95 and max per solve).
+- ``bench_suites``: suites x solvers x formulations, each solver in a fresh process:
+  ``paper`` (the paper scenario's ten focal sets x five pairs x four cases), ``ranking`` (every
+  owner of the four networks as a focal set), ``scale`` (seeded synthetic chains of N countries
+  and 7 stages, the largest miner in the four cases; ``growth`` fits the exponent of time per
+  index against size, ``plot_scale`` draws it), ``chain`` (the whole ``chokepoint run`` on a
+  7-stage chain read from a flows file, against :data:`CHAIN_GOALS`).
+- Solvers: any name a scenario takes (the engines ``highspy`` and ``network``, every Pyomo
+  solver, ``appsi_*``, ``*_direct``, ``*_persistent``, the ``pyomo.contrib.solver`` interfaces)
+  and the networkx baseline ``maxflow``; options after a colon: ``highspy:solver=ipm``.
+- Formulations: ``core``, and with ``families=SCENARIO`` also the core plus that scenario's user
+  constraint families, so an extension's cost is measured.
+- ``write_csv`` appends tidy rows (one per run, suite, size, solver and formulation; an empty
+  cell where a figure does not exist) with the run's metadata to ``bench.csv``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
-import resource
+import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..api import prepare
 from ..cases import Case
-from ..index import compute
-from ..runs.scenario import Scenario
+from ..errors import ChokepointError, did_you_mean
+from .memory import PeakMemory
 
 #: The authors' code on the paper grid (method.md section 4): about 15 s for 200 indices.
 AUTHORS_SECONDS = 15.0
 PAIRS = ("LFP-lithium", "NCM-lithium", "NCM-cobalt", "NCM-nickel", "NCM-manganese")
 AGREEMENT_TOL = 1e-6
+REFERENCE = "highspy"
+BOUND_CASES = (Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B)
+SUITES = ("paper", "ranking", "scale", "chain")
+#: Solvers ``--solvers`` defaults to (those missing here get a row saying so).
+DEFAULT_SOLVERS = ("highspy", "network", "appsi_highs", "highs", "glpk", "cbc", "maxflow")
+
+
+# -- solvers -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SolverSpec:
-    """A way of computing the index: a Pyomo solver name, or the max-flow baseline."""
+class SolverChoice:
+    """A solver as the command line names it: ``name`` or ``name:option=value,...``."""
 
+    text: str
     name: str
-    description: str
-    pyomo: str | None  # None: the networkx baseline
-    cases: tuple[Case, ...] = tuple(Case)
+    options: dict = field(default_factory=dict)
 
-    def available(self) -> bool:
-        if self.pyomo is None:
+    @classmethod
+    def parse(cls, text: str) -> "SolverChoice":
+        import yaml
+
+        name, _, rest = text.partition(":")
+        options = {}
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ChokepointError(f"--solvers {text}: options are name:key=value,...")
+            options[key.strip()] = yaml.safe_load(value)
+        known = known_names()
+        if name not in known:
+            raise ChokepointError(f"--solvers: unknown solver {name!r}"
+                                  f"{did_you_mean(name, known)}; any Pyomo solver name, "
+                                  "highspy, network or maxflow")
+        return cls(text, name, options)
+
+    @property
+    def baseline(self) -> bool:
+        return self.name == "maxflow"
+
+    @property
+    def cases(self) -> tuple[Case, ...]:
+        return BOUND_CASES if self.baseline else tuple(Case)
+
+    def unavailable(self) -> str | None:
+        """Why this solver cannot run here, or None."""
+        if self.baseline:
             try:
                 import networkx  # noqa: F401
             except ImportError:
-                return False
-            return True
-        from ..errors import SolverError
+                return "networkx is not installed"
+            return None
         from ..lp import VulnerabilityLP
         from ..network import Network
 
@@ -61,28 +97,29 @@ class SolverSpec:
                                   ("Chile_ref", "Chile_cath_poss", 1.0),
                                   ("Chile_cath_poss", "LFP", 1.0)])
         try:
-            VulnerabilityLP(tiny, self.pyomo)
-        except SolverError:
-            return False
-        return True
+            lp = VulnerabilityLP(tiny, self.name, options=self.options)
+            lp.solve(frozenset({"Chile_mine"}), "LFP", Case.OPTIMISTIC)
+        except ChokepointError as e:
+            return str(e)
+        except Exception as e:  # a solver that fails on a 4-arc network cannot be timed
+            return f"{type(e).__name__}: {e}"
+        return None
 
 
-SOLVERS: dict[str, SolverSpec] = {s.name: s for s in [
-    SolverSpec("highspy", "HiGHS via highspy, each formulation's matrix fed once, bounds and "
-               "costs updated as vectors (the default)", "highspy"),
-    SolverSpec("network", "the exact network-flow engine: igraph max-flow for the bound cases, "
-               "a sparse linear system for the proportional case", "network"),
-    SolverSpec("appsi_highs", "HiGHS on the Pyomo model, Pyomo's persistent (appsi) interface",
-               "appsi_highs"),
-    SolverSpec("highs", "HiGHS on the Pyomo model, Pyomo's non-persistent interface (model "
-               "sent every solve)", "highs"),
-    SolverSpec("glpk", "GLPK glpsol on the Pyomo model, through LP files", "glpk"),
-    SolverSpec("cbc", "COIN-OR CBC on the Pyomo model, through LP files", "cbc"),
-    SolverSpec("maxflow", "networkx max-flow, the independent test baseline (optimistic, "
-               "pessimistic A and B only)", None,
-               (Case.OPTIMISTIC, Case.PESSIMISTIC_A, Case.PESSIMISTIC_B)),
-]}
-REFERENCE = "highspy"
+def known_names() -> list[str]:
+    from ..lp import known_solvers
+
+    return sorted(set(known_solvers()) | {"highspy", "network", "maxflow"})
+
+
+def version_of(choice: SolverChoice) -> str | None:
+    if choice.baseline:
+        import networkx
+
+        return f"networkx {networkx.__version__}"
+    from ..outputs.provenance import solver_version
+
+    return solver_version(choice.name)
 
 
 # -- one scenario ----------------------------------------------------------------------------
@@ -96,107 +133,143 @@ class BenchReport:
     build_s: dict[str, float]
     solve_s: list[float]
     wall_s: list[float]
+    peak_mib: float | None = None
 
     def render(self) -> str:
         ms = sorted(t * 1000 for t in self.solve_s)
         p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
         wall = statistics.median(self.wall_s)
-        lines = [
+        return "\n".join([
             f"benchmark: {self.name}: {self.indices} indices ({self.solves} LP solves per "
             f"repeat, stage decomposition included), {len(self.wall_s)} repeat(s)",
             "  model build per network: " + ", ".join(
                 f"{m} {t * 1000:.1f} ms" for m, t in self.build_s.items()),
             f"  solve per LP: median {statistics.median(ms):.2f} ms, p95 {p95:.2f} ms, "
-            f"max {ms[-1]:.2f} ms",
-            f"  grid (build + solve), median over repeats: {wall:.3f} s "
-            f"= {AUTHORS_SECONDS / wall:.0f}x faster than the authors' ~{AUTHORS_SECONDS:.0f} s",
-        ]
-        return "\n".join(lines)
+            f"max {ms[-1]:.2f} ms (the first solve of each case formulation builds its engine)",
+            f"  grid (build + solve), median over repeats: {wall:.3f} s = "
+            f"{AUTHORS_SECONDS / wall:.0f}x faster than the authors' ~{AUTHORS_SECONDS:.0f} s"
+            + (f"; peak memory {self.peak_mib:.0f} MiB" if self.peak_mib else "")])
+
+    def row(self, solver: str) -> "Row":
+        ms = sorted(t * 1000 for t in self.solve_s)
+        return Row(suite=f"scenario {self.name}", solver=solver, formulation="scenario",
+                   status="ok", indices=self.indices,
+                   solve_median_ms=statistics.median(ms),
+                   solve_p95_ms=ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                   wall_s=statistics.median(self.wall_s), peak_rss_mib=self.peak_mib)
 
 
-def bench_scenario(scenario: Scenario | str, repeat: int = 3) -> BenchReport:
+def bench_scenario(scenario, repeat: int = 3) -> BenchReport:
     """Time the grid ``repeat`` times after one warm-up run (imports, first HiGHS call)."""
+    from ..api import prepare
+    from ..index import compute
+
     scenario, networks, focal_sets = prepare(scenario)
     spec = scenario.spec
+    families, parameters, _ = scenario.user_families()
 
     def once():
         t = time.perf_counter()
         res = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
-                      decompose=spec.stage_contributions, progress=False)
+                      decompose=spec.stage_contributions, progress=False, families=families,
+                      parameters=parameters, options=spec.solver_options)
         return res, time.perf_counter() - t
 
-    once()  # warm-up
-    walls, solves, builds = [], [], {}
-    for _ in range(max(1, repeat)):
-        res, wall = once()
-        walls.append(wall)
-        solves.extend(res.timings.solves)
-        builds = res.timings.build
+    with PeakMemory() as memory:
+        once()  # warm-up
+        walls, solves = [], []
+        for _ in range(max(1, repeat)):
+            res, wall = once()
+            walls.append(wall)
+            solves.extend(res.timings.solves)
+            builds = res.timings.build
     n_index = len(res.vulnerability[res.vulnerability["material"] != "all"])
-    return BenchReport(spec.name, n_index, len(res.timings.solves), builds, solves, walls)
+    return BenchReport(spec.name, n_index, len(res.timings.solves), builds, solves, walls,
+                       memory.mib)
 
 
 # -- suites across solvers -------------------------------------------------------------------
 
 
 @dataclass
-class SuiteResult:
+class Row:
+    """One measurement; ``None`` where a figure does not exist (an empty CSV cell)."""
+
     suite: str
     solver: str
-    status: str  # "ok", or why it was skipped
-    countries: int = 0  # scale suite: synthetic network size
-    stages: int = 0
-    network_arcs: int = 0
-    indices: int = 0
-    build_s: float = 0.0
-    solve_median_ms: float = 0.0
-    solve_p95_ms: float = 0.0
-    wall_s: float = 0.0
-    peak_rss_mib: float = 0.0
-    max_abs_diff: float | None = None
+    formulation: str = "core"
+    status: str = "ok"
+    countries: int | None = None  # scale and chain: economies of the synthetic chain
+    stages: int | None = None
+    network_arcs: int | None = None
+    indices: int | None = None
+    solve_median_ms: float | None = None
+    solve_p95_ms: float | None = None
+    wall_s: float | None = None
+    peak_rss_mib: float | None = None
+    max_abs_diff_vi: float | None = None
+    solver_version: str | None = None
+    solver_options: str | None = None
+
+
+def _measured(fn, *args):
+    """In a worker: ``fn(*args)`` with the peak memory of the worker and its solver processes
+    (glpsol, cbc) added to its times."""
+    with PeakMemory() as memory:
+        times, values = fn(*args)
+    return {**times, "peak_rss_mib": memory.mib}, values
 
 
 def _grid(suite: str):
-    """Networks, focal sets, pairs and cases of a suite (built from data/, 2020)."""
-    from ..networks import build_networks
+    """Networks, focal sets and pairs of a suite (built from data/, 2020)."""
     from ..chemistry import parse_pair
     from ..focal import FocalSet, parse_focal
+    from ..networks import build_networks, owners
     from ..runs.scenario import load_scenario
+    from ..shipped import scenarios_dir
 
     pairs = [parse_pair(p) for p in PAIRS]
     nets = build_networks(sorted({p.material for p in pairs}), 2020, "paper")
     if suite == "paper":
-        from ..shipped import scenarios_dir
-
         spec = load_scenario(scenarios_dir() / "paper_2020.yaml").spec
-        owners = sorted({o for n in nets.values() for o in n.owners})
-        focal = parse_focal(spec.focal, owners)
+        focal = parse_focal(spec.focal, owners(nets))
     elif suite == "ranking":
-        owners = sorted({o for n in nets.values() for o in n.owners} - {"Other"})
-        focal = [FocalSet.of(o, [o]) for o in owners]
+        focal = [FocalSet.of(o, [o]) for o in owners(nets) if o != "Other"]
     else:
         raise ValueError(suite)
     return nets, focal, pairs
 
 
-def _run_suite(suite: str, solver: str, repeat: int) -> tuple[dict, dict]:
+def _families(scenario: str | None):
+    if scenario is None:
+        return (), {}
+    from ..runs.scenario import load_scenario
+
+    fams, params, _ = load_scenario(scenario).user_families()
+    return fams, params
+
+
+def _run_suite(suite: str, choice: SolverChoice, families_from: str | None,
+               repeat: int) -> tuple[dict, dict]:
     """In a worker process: times and the indices {(focal, chem, mat, case): vi}."""
-    spec = SOLVERS[solver]
+    from ..index import compute
+
     nets, focal, pairs = _grid(suite)
-    cases = spec.cases
-    if spec.pyomo is None:
-        return _run_baseline(nets, focal, pairs, cases, repeat)
-    walls, solves, builds = [], [], 0.0
+    if choice.baseline:
+        return _run_baseline(nets, focal, pairs, choice.cases, repeat)
+    families, parameters = _families(families_from)
+    walls, solves = [], []
     for i in range(repeat + 1):  # the first run warms up
         t = time.perf_counter()
-        res = compute(nets, focal, pairs, cases, spec.pyomo, decompose=False, progress=False)
+        res = compute(nets, focal, pairs, choice.cases, choice.name, decompose=False,
+                      progress=False, families=families, parameters=parameters,
+                      options=choice.options)
         if i:
             walls.append(time.perf_counter() - t)
             solves.extend(res.timings.solves)
-            builds = sum(res.timings.build.values())
     values = {tuple(r[:4]): r[4] for r in res.vulnerability.itertuples(index=False)
               if r[2] != "all"}
-    return _times(nets, walls, solves, builds, len(values)), values
+    return _times(nets, walls, solves, len(values)), values
 
 
 def _run_baseline(nets, focal, pairs, cases, repeat):
@@ -217,60 +290,57 @@ def _run_baseline(nets, focal, pairs, cases, repeat):
                         solves.append(time.perf_counter() - t)
         if i:
             walls.append(time.perf_counter() - t0)
-    return _times(nets, walls, solves, 0.0, len(values)), values
+    return _times(nets, walls, solves, len(values)), values
 
 
-def _times(nets, walls, solves, build, n) -> dict:
+def _times(nets, walls, solves, n) -> dict:
     ms = sorted(t * 1000 for t in solves)
-    return dict(network_arcs=sum(len(n.arcs) for n in nets.values()), indices=n,
-                build_s=build, solve_median_ms=statistics.median(ms),
+    return dict(network_arcs=sum(len(x.arcs) for x in nets.values()), indices=n,
+                solve_median_ms=statistics.median(ms),
                 solve_p95_ms=ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                wall_s=statistics.median(walls),
-                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                wall_s=statistics.median(walls))
 
 
 SCALE_SIZES = (25, 50, 100, 200)
 SCALE_STAGES = 7
-#: A solver that needs longer than this (build + four cases) at one size skips larger sizes.
+#: A solver that needs longer than this (the four cases) at one size skips larger sizes.
 SCALE_BUDGET_S = 60.0
 #: A solver still running after this at one size is stopped (and skips the larger sizes).
 SCALE_TIMEOUT_S = 300.0
 
 
-def _run_scale(countries: int, stages: int, solver: str, repeat: int) -> tuple[dict, dict]:
-    """In a worker process: one synthetic network, the largest miner in the four cases."""
-    from .baseline import maxflow_vi
+def _run_scale(countries: int, stages: int, choice: SolverChoice, families_from: str | None,
+               repeat: int) -> tuple[dict, dict]:
+    """In a worker process: one synthetic chain, the largest miner in the four cases."""
     from ..focal import ALL_STAGES, FocalSet
     from ..lp import VulnerabilityLP
     from ..network import Stage
+    from .baseline import maxflow_vi
     from .synthetic import synthetic_network
 
-    spec = SOLVERS[solver]
+    families, parameters = _families(families_from)
     warm = synthetic_network(4, 4, seed=1)  # imports and the solver's first call
     net = synthetic_network(countries, stages, seed=0)
     mines = net.node_flow().loc[net.nodes.index[net.nodes["stage"] == Stage.MINE], "outflow"]
     owner = net.nodes.loc[mines.idxmax(), "owner"]
-    values, solves, walls, build = {}, [], [], 0.0
+    values, solves, walls = {}, [], []
     for i, network in enumerate((warm, net)):
-        nodes = FocalSet.of(owner if i else warm.owners[0], [owner if i else warm.owners[0]],
-                            ALL_STAGES).nodes(network)
-        t0 = time.perf_counter()
-        lp = VulnerabilityLP(network, spec.pyomo) if spec.pyomo else None
-        build = time.perf_counter() - t0
+        who = owner if i else warm.owners[0]
+        nodes = FocalSet.of(who, [who], ALL_STAGES).nodes(network)
+        lp = None if choice.baseline else VulnerabilityLP(
+            network, choice.name, [f for f in families], parameters, choice.options)
         for _ in range(repeat if i else 1):
             t_round = time.perf_counter()
-            for case in spec.cases:
+            for case in choice.cases:
                 t = time.perf_counter()
-                if lp is None:
-                    v = maxflow_vi(network, nodes, "NCM", case)
-                else:
-                    v = lp.solve(nodes, "NCM", case) / network.product_supply("NCM")
+                v = maxflow_vi(network, nodes, "NCM", case) if lp is None else \
+                    lp.solve(nodes, "NCM", case) / network.product_supply("NCM")
                 if i:
                     solves.append(time.perf_counter() - t)
                     values[owner, "NCM", "synthetic", case.value] = v
             if i:
-                walls.append(build + time.perf_counter() - t_round)
-    return _times({"net": net}, walls, solves, build, len(values)), values
+                walls.append(time.perf_counter() - t_round)
+    return _times({"net": net}, walls, solves, len(values)), values
 
 
 def _in_fresh_process(fn, *args, timeout: float | None = None):
@@ -289,81 +359,124 @@ def _in_fresh_process(fn, *args, timeout: float | None = None):
     return result
 
 
-def bench_suites(suites: list[str], solvers: list[str], repeat: int = 3, log=print,
+def _formulations(families_from: str | None) -> list[tuple[str, str | None]]:
+    """(label, scenario whose families are on) for each formulation benchmarked."""
+    if families_from is None:
+        return [("core", None)]
+    names = [f.name for f in _families(families_from)[0]]
+    if not names:
+        raise ChokepointError(f"--families {families_from}: the scenario declares no "
+                              "constraint family")
+    return [("core", None), ("core+" + "+".join(names), families_from)]
+
+
+def bench_suites(suites: list[str], solvers: list[SolverChoice], repeat: int = 3, log=print,
                  sizes: tuple[int, ...] = SCALE_SIZES, chain_sizes: tuple[int, ...] = (200,),
-                 flows: Path | None = None) -> list[SuiteResult]:
+                 flows: Path | None = None, families_from: str | None = None) -> list[Row]:
     out = []
+    reference = SolverChoice(REFERENCE, REFERENCE)
+    missing = {}
+    for s in [reference, *solvers]:
+        if s.text not in missing:
+            missing[s.text] = s.unavailable()
+    for s in solvers:
+        if missing[s.text]:
+            log(f"{s.text}: not available here: {missing[s.text]}")
     for suite in suites:
-        if suite == "scale":
-            out += _bench_scale(solvers, repeat, sizes, log)
-            continue
-        if suite == "chain":
-            out += bench_chain(solvers, chain_sizes, repeat, flows, log)
-            continue
-        reference: dict | None = None
-        for solver in [REFERENCE] + [s for s in solvers if s != REFERENCE]:
-            if not SOLVERS[solver].available():
-                log(f"{suite}: {solver}: skipped, not available on this machine")
-                out.append(SuiteResult(suite, solver, "not available"))
-                continue
-            times, values = _in_fresh_process(_run_suite, suite, solver, repeat)
-            if solver == REFERENCE:
-                reference = values
-                if REFERENCE not in solvers:
-                    continue
-            diff = max(abs(v - reference[k]) for k, v in values.items())
-            result = SuiteResult(suite, solver, "ok", max_abs_diff=diff, **times)
-            if diff > AGREEMENT_TOL:
-                result.status = f"DISAGREES with {REFERENCE} by {diff:.3g}"
-                log(f"!!! {suite}: {solver} DISAGREES with {REFERENCE}: largest |difference| "
-                    f"in VI {diff:.3g} > {AGREEMENT_TOL:g}")
-            out.append(result)
+        for label, fams in _formulations(families_from):
+            if suite == "scale":
+                out += _bench_scale(solvers, repeat, sizes, log, missing, label, fams)
+            elif suite == "chain":
+                out += bench_chain(solvers, chain_sizes, repeat, flows, log, missing, label,
+                                   fams)
+            else:
+                out += _bench_grid(suite, solvers, repeat, log, missing, label, fams)
     return out
 
 
-def _bench_scale(solvers, repeat, sizes, log) -> list[SuiteResult]:
+def _row(suite, choice: SolverChoice, label: str, **kw) -> Row:
+    return Row(suite=suite, solver=choice.text, formulation=label,
+               solver_version=None if kw.get("status", "ok") == "not available" else
+               version_of(choice), solver_options=",".join(
+                   f"{k}={v}" for k, v in choice.options.items()) or None, **kw)
+
+
+def _not_available(suite, choice, label, missing, **kw) -> Row:
+    return Row(suite=suite, solver=choice.text, formulation=label,
+               status=f"not available: {missing[choice.text]}", **kw)
+
+
+def _bench_grid(suite, solvers, repeat, log, missing, label, fams) -> list[Row]:
+    out, reference = [], None
+    ref = SolverChoice(REFERENCE, REFERENCE)
+    for choice in [ref] + [s for s in solvers if s.text != REFERENCE]:
+        if missing[choice.text]:
+            if choice in solvers or choice.text in [s.text for s in solvers]:
+                out.append(_not_available(suite, choice, label, missing))
+            continue
+        if choice.baseline and fams:
+            out.append(Row(suite=suite, solver=choice.text, formulation=label,
+                           status="not applicable: the baseline states the core method only"))
+            continue
+        t = time.perf_counter()
+        log(f"{suite} [{label}]: {choice.text} ...")
+        times, values = _in_fresh_process(_measured, _run_suite, suite, choice, fams, repeat)
+        log(f"{suite} [{label}]: {choice.text}: {time.perf_counter() - t:.1f} s")
+        if choice.text == REFERENCE:
+            reference = values
+        diff = max(abs(v - reference[k]) for k, v in values.items())
+        row = _row(suite, choice, label, max_abs_diff_vi=diff, **times)
+        if diff > AGREEMENT_TOL:
+            row.status = f"DISAGREES with {REFERENCE} by {diff:.3g}"
+            log(f"!!! {suite}: {choice.text} DISAGREES with {REFERENCE}: largest |difference| "
+                f"in VI {diff:.3g} > {AGREEMENT_TOL:g}")
+        if choice.text in [s.text for s in solvers]:
+            out.append(row)
+    return out
+
+
+def _bench_scale(solvers, repeat, sizes, log, missing, label, fams) -> list[Row]:
     out, too_slow = [], {}
-    order = [REFERENCE] + [s for s in solvers if s != REFERENCE]
-    available = {s: SOLVERS[s].available() for s in order}
+    ref = SolverChoice(REFERENCE, REFERENCE)
+    order = [ref] + [s for s in solvers if s.text != REFERENCE]
+    wanted = {s.text for s in solvers}
     for s in order:
-        if not available[s]:
-            log(f"scale: {s}: skipped, not available on this machine")
-            if s in solvers:
-                out.append(SuiteResult("scale", s, "not available"))
+        if missing[s.text] and s.text in wanted:
+            out.append(_not_available("scale", s, label, missing))
     for n in sizes:
         reference = None
-        for solver in (s for s in order if available[s]):
-            row = SuiteResult("scale", solver, "ok", countries=n, stages=SCALE_STAGES)
-            if solver in too_slow:
-                row.status = f"skipped: {too_slow[solver]}"
-                if solver in solvers:
-                    out.append(row)
-                continue
-            log(f"scale: N={n}: {solver} ...")
-            try:
-                times, values = _in_fresh_process(_run_scale, n, SCALE_STAGES, solver, repeat,
-                                                  timeout=SCALE_TIMEOUT_S)
-            except TimeoutError:
-                row.status = f"stopped: N={n} took over {SCALE_TIMEOUT_S:.0f} s"
-                too_slow[solver] = row.status[len("stopped: "):]
-                log(f"scale: N={n}: {solver}: {row.status}")
-                if solver in solvers:
-                    out.append(row)
-                continue
-            for k, v in times.items():
-                setattr(row, k, v)
-            if times["wall_s"] > SCALE_BUDGET_S:
-                too_slow[solver] = (f"N={n} took {times['wall_s']:.0f} s "
-                                    f"(budget {SCALE_BUDGET_S:.0f} s)")
-            if solver == REFERENCE:
-                reference = values
-            if reference is not None:
-                row.max_abs_diff = max(abs(v - reference[k]) for k, v in values.items())
-                if row.max_abs_diff > AGREEMENT_TOL:
-                    row.status = f"DISAGREES with {REFERENCE} by {row.max_abs_diff:.3g}"
-                    log(f"!!! scale N={n}: {solver} DISAGREES with {REFERENCE}: largest "
-                        f"|difference| in VI {row.max_abs_diff:.3g} > {AGREEMENT_TOL:g}")
-            if solver in solvers:
+        for choice in (s for s in order if not missing[s.text]):
+            row = _row("scale", choice, label, countries=n, stages=SCALE_STAGES)
+            if choice.baseline and fams:
+                row.status = "not applicable: the baseline states the core method only"
+            elif choice.text in too_slow:
+                row.status = f"skipped: {too_slow[choice.text]}"
+            else:
+                log(f"scale [{label}]: N={n}: {choice.text} ...")
+                try:
+                    times, values = _in_fresh_process(_measured, _run_scale, n, SCALE_STAGES,
+                                                      choice, fams, repeat,
+                                                      timeout=SCALE_TIMEOUT_S)
+                except TimeoutError:
+                    row.status = f"stopped: N={n} took over {SCALE_TIMEOUT_S:.0f} s"
+                    too_slow[choice.text] = row.status[len("stopped: "):]
+                    log(f"scale: N={n}: {choice.text}: {row.status}")
+                else:
+                    for k, v in times.items():
+                        setattr(row, k, v)
+                    if times["wall_s"] > SCALE_BUDGET_S:
+                        too_slow[choice.text] = (f"N={n} took {times['wall_s']:.0f} s "
+                                                 f"(budget {SCALE_BUDGET_S:.0f} s)")
+                    if choice.text == REFERENCE:
+                        reference = values
+                    if reference is not None:
+                        row.max_abs_diff_vi = max(abs(v - reference[k])
+                                                  for k, v in values.items())
+                        if row.max_abs_diff_vi > AGREEMENT_TOL:
+                            row.status = (f"DISAGREES with {REFERENCE} by "
+                                          f"{row.max_abs_diff_vi:.3g}")
+                            log(f"!!! scale N={n}: {choice.text} {row.status}")
+            if choice.text in wanted:
                 out.append(row)
     return out
 
@@ -388,16 +501,17 @@ def chain_flows(countries: int, folder: Path, seed: int = 0) -> Path:
     return path
 
 
-def chain_scenario(flows: Path, folder: Path) -> Path:
+def chain_scenario(flows: Path, folder: Path, families_from: str | None = None) -> Path:
     """A scenario over one flows file: its largest miner and its first country as focal
-    sets, its first product with the file's material, four cases, no stage decomposition."""
+    sets, its first product with the file's material, four cases, no stage decomposition;
+    with ``families_from``, that scenario's user constraint families too."""
     import re
 
     import yaml
 
     from ..chemistry import CHEMISTRIES, MATERIALS
-    from ..networks import load_network
     from ..network import Stage
+    from ..networks import load_network
 
     net = load_network(flows)
     mines = net.node_flow()["outflow"][net.nodes["stage"] == Stage.MINE]
@@ -410,131 +524,172 @@ def chain_scenario(flows: Path, folder: Path) -> Path:
         "flows": str(flows.parent.resolve()), "year": int(match.group(1)) if match else 2020},
         "pairs": [f"{product}-{material}"], "stage_contributions": False,
         "focal": {"largest miner": [largest], "first country": [first]}}
+    if families_from:
+        from ..runs.scenario import load_scenario
+
+        theirs = load_scenario(families_from)
+        base = theirs.path.parent.resolve()
+        spec["extensions"] = [str((base / e).resolve()) if e.endswith(".py") else e
+                              for e in theirs.spec.extensions]
+        spec["constraints"] = {k: v.model_dump() for k, v in theirs.spec.constraints.items()}
+        spec["parameters"] = dict(theirs.spec.parameters)
+        spec["families"] = dict(theirs.spec.families)
     path = folder / "chain.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
 
-def _timed_run(scenario: Path, solver: str, out: Path,
+def _timed_run(scenario: Path, choice: SolverChoice, out: Path,
                timeout: float = SCALE_TIMEOUT_S) -> tuple[float, float, int]:
-    """Wall seconds and peak resident MiB of a whole ``chokepoint run`` in its own process,
-    and its exit status (-1: stopped after ``timeout`` seconds)."""
-    import os
+    """Wall seconds and peak resident MiB of a whole ``chokepoint run`` in its own process
+    with its pool workers, and its exit status (-1: stopped after ``timeout`` seconds)."""
+    import json
     import signal
     import subprocess
 
+    sets = ["--set", f"solver={choice.name}"]
+    if choice.options:
+        sets += ["--set", f"solver_options={json.dumps(choice.options)}"]
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "chokepoint.cli", "run", str(scenario),
-                             "--set", f"solver={solver}", "--out", str(out), "--quiet",
-                             "--no-progress"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() - t > timeout:
-            proc.send_signal(signal.SIGTERM)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = -1
-            return time.perf_counter() - t, usage.ru_maxrss / 1024, -1
-        time.sleep(0.05)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+                             *sets, "--out", str(out), "--quiet", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with PeakMemory(proc.pid) as memory:
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)  # a run stops its workers on SIGTERM
+            proc.wait()
+            code = -1
+    return time.perf_counter() - t, memory.mib, code
 
 
-def bench_chain(solvers: list[str], sizes: tuple[int, ...] = (200,), repeat: int = 1,
-                flows: Path | None = None, log=print) -> list[SuiteResult]:
+def bench_chain(solvers: list[SolverChoice], sizes: tuple[int, ...] = (200,), repeat: int = 1,
+                flows: Path | None = None, log=print, missing: dict | None = None,
+                label: str = "core", families_from: str | None = None) -> list[Row]:
     """Whole ``chokepoint run`` on the 7-stage chain read from a flows file (generated per
     size, or ``flows``), each solver in its own process; best wall time of ``repeat``."""
     import tempfile
 
     import pandas as pd
 
+    missing = missing or {s.text: s.unavailable() for s in solvers}
     out = []
+    ref = SolverChoice(REFERENCE, REFERENCE)
+    order = [ref] + [s for s in solvers if s.text != REFERENCE]
+    wanted = {s.text for s in solvers}
     with tempfile.TemporaryDirectory(prefix="chokepoint-chain-") as tmp:
         tmp = Path(tmp)
         for n in ([None] if flows else sizes):
             folder = tmp / f"chain-{n}"
+            folder.mkdir()
             path = Path(flows) if flows else chain_flows(n, folder / "flows")
-            scenario = chain_scenario(path, folder)
+            scenario = chain_scenario(path, folder, families_from)
             arcs = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
             reference = None
-            for solver in [REFERENCE] + [s for s in solvers if s != REFERENCE]:
-                if not SOLVERS[solver].available() or SOLVERS[solver].pyomo is None:
+            for choice in order:
+                if missing.get(choice.text):
+                    if choice.text in wanted:
+                        out.append(_not_available("chain", choice, label, missing,
+                                                  countries=n, network_arcs=arcs))
                     continue
-                log(f"chain: {arcs} arcs: {solver} (whole chokepoint run) ...")
-                runs = [_timed_run(scenario, solver, folder / solver) for _ in range(repeat)]
-                row = SuiteResult("chain", solver, "ok", countries=n or 0,
-                                  stages=CHAIN_STAGES, network_arcs=arcs, indices=8,
-                                  wall_s=min(w for w, _, _ in runs),
-                                  peak_rss_mib=max(m for _, m, _ in runs))
+                if choice.baseline:
+                    if choice.text in wanted:
+                        out.append(Row(suite="chain", solver=choice.text, formulation=label,
+                                       countries=n, network_arcs=arcs,
+                                       status="not applicable: no command runs the baseline"))
+                    continue
+                log(f"chain [{label}]: {arcs} arcs: {choice.text} (whole chokepoint run) ...")
+                runs = [_timed_run(scenario, choice, folder / _slug(choice.text))
+                        for _ in range(repeat)]
+                row = _row("chain", choice, label, countries=n, stages=CHAIN_STAGES,
+                           network_arcs=arcs, indices=8)
                 if any(code == -1 for _, _, code in runs):
                     row.status = f"stopped: over {SCALE_TIMEOUT_S:.0f} s"
                 elif any(code for _, _, code in runs):
                     row.status = "failed"
                 else:
-                    vi = pd.read_csv(folder / solver / "vulnerability.csv")["vi"].to_numpy()
+                    row.wall_s = min(w for w, _, _ in runs)
+                    row.peak_rss_mib = max(m for _, m, _ in runs)
+                    vi = pd.read_csv(folder / _slug(choice.text) / "vulnerability.csv")[
+                        "vi"].to_numpy()
                     if reference is None:
                         reference = vi
-                    row.max_abs_diff = float(abs(vi - reference).max())
-                    if row.max_abs_diff > AGREEMENT_TOL:
-                        row.status = f"DISAGREES with {REFERENCE} by {row.max_abs_diff:.3g}"
-                    goal = CHAIN_GOALS.get(solver)
-                    if goal and n == 200:
+                    row.max_abs_diff_vi = float(abs(vi - reference).max())
+                    if row.max_abs_diff_vi > AGREEMENT_TOL:
+                        row.status = f"DISAGREES with {REFERENCE} by {row.max_abs_diff_vi:.3g}"
+                    goal = CHAIN_GOALS.get(choice.text)
+                    if goal and n == 200 and label == "core":
                         secs, mib = goal
                         met = row.wall_s <= secs and (mib is None or row.peak_rss_mib <= mib)
                         row.status = (row.status if row.status != "ok" else
                                       f"goal {secs:.0f} s" + (f", {mib / 1024:.0f} GiB"
                                                               if mib else "")
                                       + (": met" if met else ": MISSED"))
-                if solver in solvers:
+                if choice.text in wanted:
                     out.append(row)
     return out
 
 
-def growth(results: list[SuiteResult]) -> str:
-    """Median time per index by size and solver, and the fitted exponent t ~ arcs^b."""
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+# -- tables, growth, the CSV -------------------------------------------------------------------
+
+
+def growth(rows: list[Row]) -> str:
+    """Median time per index by size and solver, and the exponent b of t ~ arcs^b fitted
+    by least squares on log-log, with its standard error, where three sizes or more ran."""
     import numpy as np
 
-    rows = [r for r in results if r.suite == "scale" and r.status == "ok"]
-    if not rows:
+    ok = [r for r in rows if r.suite == "scale" and r.status == "ok"]
+    if not ok:
         return ""
-    sizes = sorted({(r.countries, r.network_arcs) for r in rows})
-    solvers = list(dict.fromkeys(r.solver for r in rows))
-    cell = {(r.solver, r.countries): r for r in rows}
-    head = f"{'N':>4} {'arcs':>8} " + " ".join(f"{s:>17}" for s in solvers)
-    lines = ["time per index (median ms), synthetic networks, 7 stages, four cases",
-             head, "-" * len(head)]
+    keys = list(dict.fromkeys((r.solver, r.formulation) for r in ok))
+    sizes = sorted({(r.countries, r.network_arcs) for r in ok})
+    cell = {(r.solver, r.formulation, r.countries): r for r in ok}
+    names = [s if f == "core" else f"{s} [{f}]" for s, f in keys]
+    head = f"{'N':>4} {'arcs':>8} " + " ".join(f"{n:>17}" for n in names)
+    lines = ["time per index (median ms), synthetic chains, 7 stages, four cases", head,
+             "-" * len(head)]
     for n, arcs in sizes:
         lines.append(f"{n:>4} {arcs:>8} " + " ".join(
-            f"{cell[s, n].solve_median_ms:>17.1f}" if (s, n) in cell else f"{'-':>17}"
-            for s in solvers))
-    for s in solvers:
-        pts = [(cell[s, n].network_arcs, cell[s, n].solve_median_ms) for n, _ in sizes
-               if (s, n) in cell]
-        if len(pts) >= 2:
-            b = np.polyfit(np.log([a for a, _ in pts]), np.log([t for _, t in pts]), 1)[0]
-            lines.append(f"{s}: time per index grows as arcs^{b:.2f} (N^{2 * b:.2f}, "
-                         f"arcs ~ N^2 at fixed density)")
+            f"{cell[s, f, n].solve_median_ms:>17.1f}" if (s, f, n) in cell else f"{'-':>17}"
+            for s, f in keys))
+    for (s, f), name in zip(keys, names):
+        pts = [(cell[s, f, n].network_arcs, cell[s, f, n].solve_median_ms) for n, _ in sizes
+               if (s, f, n) in cell]
+        if len(pts) < 3:
+            lines.append(f"{name}: no exponent fitted ({len(pts)} size(s); three or more "
+                         "are needed)")
+            continue
+        x, y = np.log([a for a, _ in pts]), np.log([t for _, t in pts])
+        b, a = np.polyfit(x, y, 1)
+        resid = y - (a + b * x)
+        se = float(np.sqrt((resid @ resid) / (len(x) - 2) / ((x - x.mean()) ** 2).sum())) \
+            if len(x) > 2 else float("nan")
+        lines.append(f"{name}: time per index grows as arcs^{b:.2f} +- {se:.2g} "
+                     f"({len(pts)} sizes; N^{2 * b:.2f}, arcs ~ N^2 at fixed density)")
     return "\n".join(lines) + "\n"
 
 
-def plot_scale(results: list[SuiteResult], path: Path) -> list[Path]:
+def plot_scale(rows: list[Row], path: Path) -> list[Path]:
     """Time per index against network size, one line per solver (PNG and SVG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results if r.suite == "scale" and r.status == "ok"]
-    if not rows:
+    ok = [r for r in rows if r.suite == "scale" and r.status == "ok"]
+    if not ok:
         return []
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    for solver in dict.fromkeys(r.solver for r in rows):
-        pts = sorted((r.network_arcs, r.solve_median_ms, r.countries) for r in rows
-                     if r.solver == solver)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
+    for key in dict.fromkeys((r.solver, r.formulation) for r in ok):
+        pts = sorted((r.network_arcs, r.solve_median_ms) for r in ok
+                     if (r.solver, r.formulation) == key)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                label=key[0] if key[1] == "core" else f"{key[0]} [{key[1]}]")
     ax.set(xscale="log", yscale="log", xlabel="arcs in the network",
            ylabel="median solve time per index (ms)",
            title="Time per index vs network size (synthetic, 7 stages)")
@@ -543,45 +698,93 @@ def plot_scale(results: list[SuiteResult], path: Path) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".svg"):
-        fig.savefig(path.with_suffix(suffix), dpi=120)
+        fig.savefig(path.with_suffix(suffix), dpi=120, metadata={"Date": None}
+                    if suffix == ".svg" else None)
         written.append(path.with_suffix(suffix))
     plt.close(fig)
     return written
 
 
-def render_suites(results: list[SuiteResult]) -> str:
-    head = (f"{'suite':<10} {'solver':<17} {'arcs':>7} {'indices':>7} {'build s':>8} "
-            f"{'median ms':>9} {'p95 ms':>8} {'wall s':>7} {'peak MiB':>8} {'max |dVI|':>9}  status")
+def _fmt(value, spec: str, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def render_suites(rows: list[Row]) -> str:
+    head = (f"{'suite':<10} {'solver':<22} {'formulation':<14} {'arcs':>7} {'indices':>7} "
+            f"{'median ms':>9} {'p95 ms':>8} {'wall s':>7} {'peak MiB':>8} {'max |dVI|':>9}  "
+            "status")
     lines = [head, "-" * len(head)]
-    for r in results:
+    for r in rows:
         suite = f"{r.suite} {r.countries}" if r.countries else r.suite
-        if r.status in ("not available", "failed") or r.status.startswith(("skipped",
-                                                                          "stopped")):
-            lines.append(f"{suite:<10} {r.solver:<17} {'':>7} {'':>7} {'':>8} {'':>9} {'':>8} "
-                         f"{'':>7} {'':>8} {'':>9}  {r.status}")
-            continue
-        diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.1e}"
-        timed = r.suite != "chain"  # the chain suite times whole runs only
         lines.append(
-            f"{suite:<10} {r.solver:<17} {r.network_arcs:>7} {r.indices:>7} "
-            + (f"{r.build_s:>8.3f} {r.solve_median_ms:>9.2f} {r.solve_p95_ms:>8.2f} " if timed
-               else f"{'-':>8} {'-':>9} {'-':>8} ")
-            + f"{r.wall_s:>7.2f} {r.peak_rss_mib:>8.0f} {diff:>9}  {r.status}")
+            f"{suite:<10} {r.solver[:22]:<22} {r.formulation[:14]:<14} "
+            f"{_fmt(r.network_arcs, 'd', 7)} {_fmt(r.indices, 'd', 7)} "
+            f"{_fmt(r.solve_median_ms, '.2f', 9)} {_fmt(r.solve_p95_ms, '.2f', 8)} "
+            f"{_fmt(r.wall_s, '.2f', 7)} {_fmt(r.peak_rss_mib, '.0f', 8)} "
+            f"{_fmt(r.max_abs_diff_vi, '.1e', 9)}  {r.status}")
     return "\n".join(lines) + "\n"
 
 
-def write_csv(results: list[SuiteResult], path: Path) -> None:
+@dataclass(frozen=True)
+class RunInfo:
+    """Metadata of one ``chokepoint bench`` run, repeated on each of its rows."""
+
+    run_id: str
+    date: str
+    chokepoint: str
+    git_commit: str | None
+    python: str
+    cpu_model: str
+    cpu_count: int
+    repeats: int
+
+    @classmethod
+    def now(cls, repeats: int) -> "RunInfo":
+        from .. import __version__
+        from ..outputs.provenance import git_commit
+
+        return cls(uuid.uuid4().hex[:12], time.strftime("%Y-%m-%dT%H:%M:%S%z"), __version__,
+                   git_commit(), platform.python_version(), cpu_model(),
+                   multiprocessing.cpu_count(), repeats)
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+COLUMNS = [f.name for f in fields(RunInfo)] + [f.name for f in fields(Row)]
+
+
+def write_csv(rows: list[Row], info: RunInfo, path: Path) -> None:
+    """Append the rows, each with the run's metadata, to ``path`` (made with its header if
+    absent; an existing file with other columns is left alone and named in an error)."""
     from ..publish import written
 
-    with written(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
+    path = Path(path)
+    before = ""
+    if path.is_file():
+        before = path.read_text(encoding="utf-8")
+        header = before.splitlines()[0].split(",") if before.strip() else COLUMNS
+        if header != COLUMNS:
+            raise ChokepointError(f"{path} has other columns (an older bench.csv?): move it "
+                                  "away, or give another --out")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    if not before.strip():
         w.writeheader()
-        w.writerows(asdict(r) for r in results)
+    for r in rows:
+        record = {**asdict(info), **asdict(r)}
+        w.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    with written(path) as tmp:
+        tmp.write_text(before + buf.getvalue(), encoding="utf-8")
 
 
 def machine() -> str:
-    import os
-    import platform
-
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {sys.version.split()[0]}, {platform.system()}")
+    return (f"{cpu_model()}, {multiprocessing.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.system()}")

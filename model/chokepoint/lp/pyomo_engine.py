@@ -111,36 +111,9 @@ class PyomoEngine:
                     float(values.get(f"{fam.name}.{p}", default)))
 
     def _update(self, q: Query) -> None:
-        m, d = self.model, self.d
-        sync_model(m, d, q)
-        lb, ub = column_bounds(d, self.formulation, self.bound_specs, q)
-        for j in np.flatnonzero((lb != self._lb) | (ub != self._ub)):
-            self.cols[j].setlb(float(lb[j]))
-            self.cols[j].setub(float(ub[j]))
-        self._lb, self._ub = lb, ub
-        for name, spec in self.row_specs:
-            con = m.component(name)
-            lower, upper = m.component(f"{name}_lower"), m.component(f"{name}_upper")
-            lo = spec.lower(q) if spec.lower is not None else None
-            hi = spec.upper(q) if spec.upper is not None else None
-            for i, label in enumerate(spec.labels):
-                free = (lo is None or lo[i] == -np.inf) and (hi is None or hi[i] == np.inf)
-                row = con[label]
-                if free or name in self._freed:
-                    if row.active:
-                        row.deactivate()
-                    continue
-                if not row.active:
-                    row.activate()
-                if lower is not None:
-                    lower[label].set_value(float(lo[i]))
-                if upper is not None:
-                    upper[label].set_value(float(hi[i]))
-        for fam in self.formulation.user:
-            comp = m.component(fam.name)
-            if (fam.name in self._freed) == comp.active:
-                comp.deactivate() if fam.name in self._freed else comp.activate()
-        m.objective.sense = pyo.minimize if q.case.spec.sense == "minimize" else pyo.maximize
+        self._lb, self._ub = apply_query(self.model, self.d, self.formulation, q,
+                                         self.bound_specs, self.row_specs, self._freed,
+                                         self.cols, self._lb, self._ub)
 
     def solve(self, q: Query) -> float:
         self._update(q)
@@ -176,3 +149,42 @@ class PyomoEngine:
             yield self
         finally:
             self._freed = before
+
+
+def apply_query(m, d: NetworkArrays, formulation: Formulation, q: Query, bound_specs,
+                row_specs, freed=frozenset(), cols=None, lb_before=None, ub_before=None):
+    """Make a formulation's Pyomo model state the LP of one question: parameters, variable
+    bounds, row bounds, active rows, the objective's sense (changed entries only)."""
+    sync_model(m, d, q)
+    if cols is None:
+        cols = list((m.touched if formulation.layout == FLOW else m.share).values())
+    lb, ub = column_bounds(d, formulation, bound_specs, q)
+    before_lb = lb_before if lb_before is not None else np.full(len(cols), np.nan)
+    before_ub = ub_before if ub_before is not None else np.full(len(cols), np.nan)
+    for j in np.flatnonzero((lb != before_lb) | (ub != before_ub)):
+        cols[j].setlb(float(lb[j]))
+        cols[j].setub(float(ub[j]))
+    for name, spec in row_specs:
+        con = m.component(name)
+        lower, upper = m.component(f"{name}_lower"), m.component(f"{name}_upper")
+        lo = spec.lower(q) if spec.lower is not None else None
+        hi = spec.upper(q) if spec.upper is not None else None
+        for i, label in enumerate(spec.labels):
+            free = (lo is None or lo[i] == -np.inf) and (hi is None or hi[i] == np.inf)
+            row = con[label]
+            if free or name in freed:
+                if row.active:
+                    row.deactivate()
+                continue
+            if not row.active:
+                row.activate()
+            if lower is not None:
+                lower[label].set_value(float(lo[i]))
+            if upper is not None:
+                upper[label].set_value(float(hi[i]))
+    for fam in formulation.user:
+        comp = m.component(fam.name)
+        if (fam.name in freed) == comp.active:
+            comp.deactivate() if fam.name in freed else comp.activate()
+    m.objective.sense = pyo.minimize if q.case.spec.sense == "minimize" else pyo.maximize
+    return lb, ub

@@ -114,11 +114,23 @@ class VulnerabilityLP:
             if hasattr(e, "set_parameters"):
                 e.set_parameters(self.parameters)
 
-    def model(self, case: Case):
-        """The Pyomo model of ``case``'s formulation (a fresh copy, every family built)."""
+    def model(self, case: Case, focal_nodes: Iterable[str] | None = None,
+              product: str | None = None, clean: Iterable[str] = ()):
+        """The Pyomo model of ``case``'s formulation (a fresh copy, every family built); with
+        a focal set and a product, set to state exactly that question's LP (the one the engines
+        solve, in tonnes), ready to write or to solve with any Pyomo solver."""
+        from .families import Bounds, Rows
         from .model import build_model
+        from .pyomo_engine import apply_query
 
-        return build_model(self.arrays, self.formulations[case], self.parameters)
+        f = self.formulations[case]
+        m = build_model(self.arrays, f, self.parameters)
+        if product is not None:
+            built = [x.build(self.arrays) for x in f.core]
+            q = self.query(focal_nodes or (), product, case, clean)
+            apply_query(m, self.arrays, f, q, [b for b in built if isinstance(b, Bounds)],
+                        [(x.name, b) for x, b in zip(f.core, built) if isinstance(b, Rows)])
+        return m
 
     # -- questions ---------------------------------------------------------------------------
 

@@ -124,16 +124,33 @@ def sankey(network: Network, focal_nodes: Iterable[str] = (), title: str | None 
     return fig
 
 
-def write_sankey(fig, path: Path) -> list[Path]:
-    """``path``.html (plotly.js inline: works offline), .png and .svg."""
+def write_sankey(fig, path: Path) -> Path:
+    """``path``.html: the interactive Sankey. plotly.js is written once beside the figures
+    (``plotly.min.js``, so they work offline) instead of 4.7 MB inside every one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = [path.with_suffix(".html")]
-    fig.write_html(out[0], include_plotlyjs=True, full_html=True,
+    out = path.with_suffix(".html")
+    fig.write_html(out, include_plotlyjs="directory", full_html=True, div_id=path.stem,
                    config={"displaylogo": False})
-    for suffix in (".png", ".svg"):
-        fig.write_image(path.with_suffix(suffix), scale=1 if suffix == ".svg" else 1.5)
-        out.append(path.with_suffix(suffix))
     return out
+
+
+def write_static(figs: list, paths: list[Path]) -> str | None:
+    """PNG and SVG of plotly figures, all in one browser session (kaleido drives the installed
+    Chrome or Chromium); returns why not, when no browser is there."""
+    import plotly.io as pio
+
+    targets = [p.with_suffix(s) for p in paths for s in (".png", ".svg")]
+    if not targets:
+        return None
+    try:
+        pio.write_images([f for f in figs for _ in (0, 1)], targets,
+                         scale=[1.5, 1] * len(figs))
+    except (RuntimeError, OSError) as e:  # kaleido finds no browser: the HTML figures stay
+        for t in targets:
+            t.unlink(missing_ok=True)
+        return (f"static Sankey images need Chrome or Chromium for kaleido ({type(e).__name__});"
+                " the interactive ones are in figures/*.html")
+    return None
 
 
 # -- indices ----------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""The HTML report: one self-contained file with the Table 2-shaped table, the figures, the
-scenario text, the data provenance and the solver (no script or image fetched from anywhere).
+"""The HTML report: one self-contained file that reads at a glance.
 
-Figures are also written beside it under ``figures/`` as PNG and SVG (and each Sankey as an
-interactive HTML file of its own).
+At the top, one grid in the shape of the paper's Table 2: focal sets as rows, the pairs in the
+paper's order, the four cases under each, every cell coloured by its value. A sweep shows one
+grid per variant, headed by its label and swept values; a sensitivity run the central sample and
+the drawn samples' quantiles. Then the warnings a domain expert needs, the figures (the paper's
+Figs. 2-5), the scenario, and the provenance as a table. plotly.js is inlined once, images are
+inlined, nothing is fetched. Figures are also written beside it under ``figures/``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from pathlib import Path
 import jinja2
 import markdown
 import xarray as xr
+from tqdm.auto import tqdm
 
 from . import figures
 from ..cases import CASES, Case
-from ..chemistry import MATERIALS
-from ..statistics.inputs import data_dir
+from ..chemistry import pair_key, pair_label
 from ..network import Network
 from ..publish import write_file
+from ..statistics.inputs import data_dir
 
 REPORT_HTML = "report.html"
 
@@ -28,37 +32,40 @@ TEMPLATE = jinja2.Template("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Chokepoint report: {{ name }}</title>
 <style>
- body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
+ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
  h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
- table.vi { border-collapse: collapse; margin: 0.6em 0 1.2em; }
- table.vi th, table.vi td { border: 1px solid #ccc; padding: 3px 10px; text-align: right; }
- table.vi th:first-child, table.vi td:first-child { text-align: left; }
- table.vi caption { text-align: left; font-weight: bold; padding: 4px 0; }
+ table.grid { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
+ table.grid th, table.grid td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; }
+ table.grid th.focal, table.grid td.focal { text-align: left; white-space: nowrap; }
+ table.grid th.pair { text-align: center; border-bottom: 2px solid #999; }
+ table.grid caption { text-align: left; font-weight: bold; padding: 4px 0; }
+ .legend span { display: inline-block; padding: 1px 8px; margin-right: 2px; }
+ .warn { background: #fff6e0; border-left: 4px solid #e6a817; padding: 0.4em 0.8em; }
  img { max-width: 100%; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
- .meta td { padding: 2px 12px 2px 0; vertical-align: top; }
+ .meta td, .meta th { padding: 2px 12px 2px 0; vertical-align: top; text-align: left; }
 </style></head><body>
 <h1>Chokepoint: {{ name }}</h1>
 <p>{{ description }}</p>
-<table class="meta">
- <tr><td>Solver</td><td id="solver">{{ solver }}</td></tr>
- <tr><td>Networks</td><td>{{ networks }}</td></tr>
- <tr><td>Method</td><td>{{ method }}</td></tr>
- <tr><td>Chokepoint</td><td>{{ chokepoint_version }}</td></tr>
- {% if edits %}<tr><td>Edits</td><td>{{ edits }}</td></tr>{% endif %}
- {% if note %}<tr><td>Shown</td><td>{{ note }}</td></tr>{% endif %}
-</table>
+<p>Vulnerability index: the share (%) of a chemistry's cathode output made with material that
+the focal set mined, refined, made into cathode or traded. Solver: <span id="solver">{{ solver
+}}</span>.{% if note %} {{ note }}{% endif %}</p>
 
-<h2>Vulnerability index (% of cathode output)</h2>
-{% for block in tables %}
-<table class="vi" id="table-{{ loop.index }}">
- <caption>{{ block.focal }}</caption>
- <tr><th>pair</th>{% for c in cases %}<th>{{ c.title }}</th>{% endfor %}</tr>
- {% for row in block.rows %}<tr><td>{{ row.pair }}</td>{% for c in cases %}
-  <td data-focal="{{ block.focal }}" data-pair="{{ row.pair }}" data-case="{{ c.key }}">{{ row[c.key] }}</td>{% endfor %}</tr>
+{% for grid in grids %}
+<table class="grid" id="grid-{{ loop.index }}">
+ <caption>{{ grid.caption }}</caption>
+ <tr><th class="focal" rowspan="2">focal set</th>
+ {% for p in pairs %}<th class="pair" colspan="{{ cases|length }}">{{ p.label }}</th>{% endfor %}</tr>
+ <tr>{% for p in pairs %}{% for c in cases %}<th title="{{ c.title }}">{{ c.short }}</th>{% endfor %}{% endfor %}</tr>
+ {% for row in grid.rows %}<tr><td class="focal">{{ row.focal }}</td>
+ {% for cell in row.cells %}<td style="background:{{ cell.colour }}" data-focal="{{ row.focal }}" data-pair="{{ cell.pair }}" data-case="{{ cell.case }}"{% if grid.variant is not none %} data-variant="{{ grid.variant }}"{% endif %}>{{ cell.text }}</td>{% endfor %}</tr>
  {% endfor %}
 </table>
 {% endfor %}
-<p>{% for c in cases %}<b>{{ c.title }}</b>: {{ c.description }}<br>{% endfor %}</p>
+<p class="legend">{% for c in cases %}<b>{{ c.short }}</b> {{ c.title }}: {{ c.description }}<br>{% endfor %}
+Colour: {% for v, col in legend %}<span style="background:{{ col }}">{{ v }}%</span>{% endfor %}</p>
+
+{% if warnings %}<h2>Warnings</h2>
+{% for w in warnings %}<p class="warn">{{ w }}</p>{% endfor %}{% endif %}
 
 <h2>Vulnerability by focal set (Fig. 5 of the paper)</h2>
 <img alt="vulnerability bars" src="data:image/png;base64,{{ bars }}">
@@ -93,6 +100,116 @@ TEMPLATE = jinja2.Template("""<!DOCTYPE html>
 </body></html>
 """, autoescape=jinja2.select_autoescape(default=True))
 
+SHORT = {Case.PROPORTIONAL: "P", Case.OPTIMISTIC: "O", Case.PESSIMISTIC_A: "A",
+         Case.PESSIMISTIC_B: "B"}
+
+
+def _colour(vi: float) -> str:
+    """White at 0%, deep red at 100% (the grid reads at a glance)."""
+    light = 97 - 52 * max(0.0, min(1.0, vi))
+    return f"hsl(4, 75%, {light:.0f}%)"
+
+
+def _pairs(ds: xr.Dataset) -> list[dict]:
+    found = [(str(c), str(m)) for c in ds.chemistry.values for m in ds.material.values
+             if bool(ds["vi"].sel(chemistry=c, material=m).notnull().any())]
+    return [{"chemistry": c, "material": m, "label": pair_label(c, m)}
+            for c, m in sorted(found, key=lambda p: pair_key(*p))]
+
+
+def _grid(ds: xr.Dataset, pairs: list[dict], caption: str, variant=None,
+          text=None) -> dict:
+    """One Table 2-shaped grid; ``text(focal, pair, case)`` overrides a cell's text."""
+    rows = []
+    for focal in map(str, ds.focal.values):
+        cells = []
+        for p in pairs:
+            for case in map(str, ds.case.values):
+                vi = float(ds["vi"].sel(focal=focal, chemistry=p["chemistry"],
+                                        material=p["material"], case=case))
+                cells.append({"pair": p["label"], "case": case, "colour": _colour(vi),
+                              "text": text(focal, p, case) if text else f"{100 * vi:.1f}"})
+        rows.append({"focal": focal, "cells": cells})
+    return {"caption": caption, "rows": rows, "variant": variant}
+
+
+def _grids(full: xr.Dataset, pairs: list[dict]) -> list[dict]:
+    """The grid; one per variant of a sweep (labelled by its swept values); for a sensitivity
+    run the central sample, then the drawn samples' median and 5-95% range."""
+    out = []
+    variants = range(full.sizes["variant"]) if "variant" in full.dims else [None]
+    for v in variants:
+        ds = full if v is None else full.isel(variant=v)
+        label = ""
+        if v is not None:
+            swept = [k for k in full.coords if full.coords[k].dims == ("variant",)
+                     and k not in ("variant", "variant_label")]
+            named = str(ds["variant_label"].item())
+            auto = ", ".join(f"{k}={ds.coords[k].item()}" for k in swept)
+            values = ", ".join(f"{k} = {ds.coords[k].item()}" for k in swept)
+            # a label the user gave is shown with the values it stands for
+            label = f"variant {v}: " + (values if named == auto or not named else
+                                        f"{named} ({values})" if values else named)
+        if "sample" in ds.dims:
+            central = ds.sel(sample=0)
+            out.append(_grid(central, pairs, (label + ": " if label else "") +
+                             "central values (sample 0: every factor 1)", v))
+            if "vi_quantile" in ds:
+                q = ds["vi_quantile"]
+                qs = [float(x) for x in q["quantile"].values]
+                lo, mid, hi = min(qs), qs[len(qs) // 2], max(qs)
+
+                def text(focal, p, case, q=q, lo=lo, mid=mid, hi=hi):
+                    sel = q.sel(focal=focal, chemistry=p["chemistry"], material=p["material"],
+                                case=case)
+                    return (f"{100 * float(sel.sel(quantile=mid)):.1f} "
+                            f"[{100 * float(sel.sel(quantile=lo)):.1f}-"
+                            f"{100 * float(sel.sel(quantile=hi)):.1f}]")
+
+                n = int((ds["sample"] > 0).sum())
+                out.append(_grid(central, pairs, (label + ": " if label else "") +
+                                 f"over {n} drawn samples: median [{lo:.0%}-{hi:.0%} range]",
+                                 v, text))
+        else:
+            out.append(_grid(ds, pairs, label or "vulnerability index, %", v))
+    return out
+
+
+def warnings_for(ds: xr.Dataset, networks: dict[str, Network], focal_nodes) -> list[str]:
+    """What a domain expert needs to know before reading the numbers: a focal set that owns no
+    node of a network (its indices there are 0 by construction), and a pessimistic B pinned at
+    100% by uncertain sources alone."""
+    out = []
+    for label, per_material in focal_nodes.items():
+        empty = [m for m, nodes in per_material.items() if not nodes and m in networks]
+        if empty:
+            out.append(f"{label} owns no node of the {', '.join(empty)} network"
+                       f"{'s' if len(empty) > 1 else ''}: its indices there are 0 by "
+                       "construction, not a finding.")
+    central = ds
+    for dim in ("variant", "sample"):
+        if dim in central.dims:
+            central = central.isel({dim: 0})
+    vi = central["vi"]
+    pinned: dict[str, list[str]] = {}
+    if {"pessimistic_a", "pessimistic_b"} <= set(map(str, vi.case.values)):
+        found = [(str(c), str(m)) for c in vi.chemistry.values for m in vi.material.values
+                 if str(m) != "all"]
+        for focal in map(str, vi.focal.values):
+            for c, m in sorted(found, key=lambda p: pair_key(*p)):
+                cell = vi.sel(focal=focal, chemistry=c, material=m)
+                if not bool(cell.notnull().all()):
+                    continue
+                a = float(cell.sel(case="pessimistic_a"))
+                if float(cell.sel(case="pessimistic_b")) >= 0.9999 and a < 0.999:
+                    pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * a:.0f}%)")
+    if pinned:
+        out.append("pessimistic B is 100% only because uncertain sources (data gaps) may carry "
+                   "the focal set's material, where pessimistic A is below: "
+                   + "; ".join(f"{f}: {', '.join(p)}" for f, p in pinned.items())
+                   + ". Read these as 'the data cannot rule it out'.")
+    return out
+
 
 def _keep(fig, path: Path) -> str:
     """Save a figure under figures/ (PNG, SVG); return its PNG, base64, for inlining."""
@@ -100,70 +217,66 @@ def _keep(fig, path: Path) -> str:
     return base64.b64encode(png.read_bytes()).decode()
 
 
-def _tables(ds: xr.Dataset) -> list[dict]:
-    out = []
-    for focal in ds.focal.values:
-        rows = []
-        for c in ds.chemistry.values:
-            for m in ds.material.values:
-                sel = ds.vi.sel(focal=focal, chemistry=c, material=m)
-                if not bool(sel.notnull().any()):
-                    continue
-                pair = c if m == "all" else f"{c}-{MATERIALS[m]}"
-                rows.append({"pair": pair, **{k: f"{float(sel.sel(case=k)) * 100:.1f}"
-                                              for k in ds.case.values}})
-        out.append({"focal": str(focal), "rows": rows})
-    return out
-
-
-def _central(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
-    note = []
-    if "variant" in ds.dims:
-        ds = ds.isel(variant=0)
-        note.append(f"variant 0 ({ds['variant_label'].item()}) of a sweep")
-    if "sample" in ds.dims:
-        ds = ds.sel(sample=0)
-        note.append("the central sample")
-    return ds, "; ".join(note)
-
-
 def write_report(dataset: xr.Dataset, networks: dict[str, Network], scenario_text: str,
                  out_dir: Path, highlight: dict[str, frozenset[str]] | None = None,
-                 highlight_label: str | None = None) -> Path:
-    """Write ``report.html`` and ``figures/`` into ``out_dir``; returns the report's path."""
+                 highlight_label: str | None = None, focal_nodes: dict | None = None,
+                 progress: bool | None = None) -> Path:
+    """Write ``report.html`` and ``figures/`` into ``out_dir``; returns the report's path.
+    ``focal_nodes`` maps each focal set to {material: its nodes} (for the warnings)."""
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     full = dataset
-    ds, note = _central(dataset)
+    ds = full
+    for dim in ("variant", "sample"):
+        if dim in ds.dims:
+            ds = ds.isel({dim: 0})
+    focal_labels = list(map(str, ds.focal.values))
+    steps = 1 + ("vi_cumulative" in ds) * len(focal_labels) + ("sample" in full.dims) \
+        + 2 * len(networks) + 1
+    bar = tqdm(total=steps, desc="report", unit="figure", leave=False,
+               disable=None if progress is None else not progress)
     bars = _keep(figures.vulnerability_bars(ds), fig_dir / "vulnerability_bars")
+    bar.update()
     stages = []
     if "vi_cumulative" in ds:
-        for f in map(str, ds.focal.values):
+        for f in focal_labels:
             stages.append((f, _keep(figures.stage_contributions(ds, f),
                                     fig_dir / f"stages_{_slug(f)}")))
+            bar.update()
     sens = None
     if "sample" in full.dims:
         sfull = full.isel(variant=0) if "variant" in full.dims else full
         sens = _keep(figures.sensitivity(sfull), fig_dir / "sensitivity")
-    sankeys = []
+        bar.update()
+    sankeys, figs, paths = [], [], []
     highlight = highlight or {}
     for i, (material, net) in enumerate(networks.items()):
         fig = figures.sankey(net, highlight.get(material, ()))
         figures.write_sankey(fig, fig_dir / f"sankey_{material}")
+        figs.append(fig)
+        paths.append(fig_dir / f"sankey_{material}")
         sankeys.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                                   config={"displaylogo": False}))
+                                   div_id=f"sankey-{material}", config={"displaylogo": False}))
+        bar.update()
+    static_note = figures.write_static(figs, paths)
+    bar.update(len(networks) + 1)
+    bar.close()
     prov = json.loads(ds.attrs.get("provenance", "{}"))
-    ours = prov.get("chokepoint", "unknown")
     readme = data_dir() / "README.md"
-    cases = [{"key": c, "title": CASES[Case(c)].title.split(" (")[0],
-              "description": CASES[Case(c)].description} for c in ds.case.values]
+    cases = [{"key": c, "short": SHORT[Case(c)], "title": CASES[Case(c)].title.split(" (")[0],
+              "description": CASES[Case(c)].description} for c in map(str, ds.case.values)]
+    pairs = _pairs(ds)
+    warnings = warnings_for(full, networks, focal_nodes or {})
+    if static_note:
+        warnings.append(static_note)
     html = TEMPLATE.render(
         name=ds.attrs.get("scenario", "scenario"), description=ds.attrs.get("description", ""),
-        solver=ds.attrs.get("solver", ""), networks=ds.attrs.get("networks", ""),
-        method=ds.attrs.get("source_method", ""), chokepoint_version=ours,
-        edits=ds.attrs.get("edits", "") if ds.attrs.get("edits", "[]") != "[]" else "",
-        note=note, tables=_tables(ds), cases=cases, bars=bars, stages=stages,
-        sensitivity=sens, sankeys=[jinja2.utils.markupsafe.Markup(s) for s in sankeys],
+        solver=ds.attrs.get("solver", ""), grids=_grids(full, pairs), pairs=pairs, cases=cases,
+        legend=[(v, _colour(v / 100)) for v in (0, 25, 50, 75, 100)],
+        note=("; ".join(["a sweep: one grid per variant"] * ("variant" in full.dims)
+                        + ["a sensitivity run"] * ("sample" in full.dims))),
+        warnings=warnings, bars=bars, stages=stages, sensitivity=sens,
+        sankeys=[jinja2.utils.markupsafe.Markup(s) for s in sankeys],
         highlight=(f"arcs out of {highlight_label}'s nodes highlighted" if highlight_label
                    else "no focal set highlighted"),
         scenario_text=scenario_text, provenance=_provenance_rows(prov),

@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from ..cases import CASES, Case
-from ..chemistry import CHEMISTRIES, MATERIALS
+from ..chemistry import CHEMISTRY_ORDER, MATERIALS, pair_key, pair_label
 from ..focal import STAGE_STEPS
 from ..index import AGGREGATE, Indices
 from ..publish import staged
@@ -37,7 +37,7 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
     ds = xr.Dataset(data)
     order = {
         "focal": list(dict.fromkeys(indices.vulnerability["focal"])),
-        "chemistry": [c for c in CHEMISTRIES if c in set(ds.chemistry.values)],
+        "chemistry": [c for c in CHEMISTRY_ORDER if c in set(ds.chemistry.values)],
         "material": [m for m in [*MATERIALS, AGGREGATE] if m in set(ds.material.values)],
         "case": [c.value for c in Case if c.value in set(ds.case.values)],
     }
@@ -105,9 +105,11 @@ def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path, extra=None,
     ones, and a failure leaves the earlier folder as it was.
     """
     with staged(out_dir, marker) as tmp:
-        indices.vulnerability.to_csv(tmp / VULNERABILITY_CSV, index=False, float_format="%.10g")
+        paper_order(indices.vulnerability).to_csv(tmp / VULNERABILITY_CSV, index=False,
+                                                  float_format="%.10g")
         if not indices.stages.empty:
-            indices.stages.to_csv(tmp / STAGES_CSV, index=False, float_format="%.10g")
+            paper_order(indices.stages).to_csv(tmp / STAGES_CSV, index=False,
+                                               float_format="%.10g")
         # HDF5 crashes the process when the disk fills under it: build the file in memory,
         # then write its bytes with Python, which raises a plain "no space left" instead
         image = io.BytesIO()
@@ -121,11 +123,24 @@ def write(indices: Indices, ds: xr.Dataset, out_dir: str | Path, extra=None,
     return Path(out_dir)
 
 
+def paper_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows by variant and sample, then pairs in the paper's order and the four cases in
+    theirs; focal sets keep the scenario's order (a stable sort)."""
+    keys = pd.DataFrame({
+        "variant": df["variant"] if "variant" in df else 0,
+        "sample": df["sample"] if "sample" in df else 0,
+        "pair": [pair_key(c, m) for c, m in zip(df["chemistry"], df["material"])],
+        "case": df["case"].map({c.value: i for i, c in enumerate(Case)}) if "case" in df
+        else 0}, index=df.index)
+    return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+
+
 def table(vulnerability: pd.DataFrame) -> str:
     """The paper's Table 2 shape: per focal set, pairs as rows, cases as columns, percent."""
     df = vulnerability.copy()
-    df["pair"] = [c if m == AGGREGATE else f"{c}-{MATERIALS[m]}"
-                  for c, m in zip(df["chemistry"], df["material"])]
+    df["pair"] = [pair_label(c, m) for c, m in zip(df["chemistry"], df["material"])]
+    df["order"] = [pair_key(c, m) for c, m in zip(df["chemistry"], df["material"])]
+    df = df.sort_values("order", kind="stable")
     cases = [c.value for c in Case if c.value in set(df["case"])]
     heads = {c: CASES[Case(c)].title.split(" (")[0] for c in cases}
     out = []

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ..cases import Case
-from ..chemistry import DEFAULT_PAIRS, parse_pair
+from ..chemistry import DEFAULT_PAIRS, pair_key, pair_label, parse_pair
 from ..focal import FocalSet, parse_focal
 from ..index import AGGREGATE, compute
 from ..lp import DEFAULT_SOLVER
@@ -38,8 +38,10 @@ def rank(year: int = 2020, profile: str = "paper", blocs: Mapping[str, dict] | N
     df["rank"] = (df.groupby(["kind", "chemistry", "material", "case"], observed=True)["vi"]
                   .rank(ascending=False, method="min").astype(int))
     df["kind"] = pd.Categorical(df["kind"], ["country", "bloc"])
-    return df.sort_values(["kind", "chemistry", "material", "case", "rank"],
-                          ignore_index=True)
+    df["order"] = [pair_key(c, m) for c, m in zip(df["chemistry"], df["material"])]
+    df["case_order"] = df["case"].map({c.value: i for i, c in enumerate(Case)})
+    df = df.sort_values(["kind", "order", "case_order", "rank"], ignore_index=True)
+    return df.drop(columns=["order", "case_order"])
 
 
 def render(df: pd.DataFrame, top: int = 10) -> str:
@@ -47,12 +49,12 @@ def render(df: pd.DataFrame, top: int = 10) -> str:
     out = []
     cases = [c.value for c in Case]
     for (kind, chem, mat), block in df.groupby(["kind", "chemistry", "material"], sort=False,
-                                                observed=True):
+                                                observed=True):  # already in the paper's order
         wide = block.pivot_table(index="focal", columns="case", values="vi")[cases] * 100
         wide = wide.sort_values(["proportional", "pessimistic_a"], ascending=False).head(top)
         kinds = {"country": "countries", "bloc": "blocs"}[kind]
-        out.append(f"{chem}-{mat}, {kinds} ranked by the proportional index (% of cathode "
-                   f"output; top {min(top, len(wide))} of {block['focal'].nunique()})")
+        out.append(f"{pair_label(chem, mat)}, {kinds} ranked by the proportional index (% of "
+                   f"cathode output; top {min(top, len(wide))} of {block['focal'].nunique()})")
         out.append(f"  {'rank':>4}  {'focal':<28}" + "".join(f"{c:>15}" for c in cases))
         for i, (name, row) in enumerate(wide.iterrows(), 1):
             out.append(f"  {i:>4}  {name[:28]:<28}" + "".join(f"{row[c]:>15.1f}" for c in cases))
