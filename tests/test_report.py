@@ -216,9 +216,12 @@ def test_the_report_warns_what_a_domain_expert_must_know(sweep_report):
     assert any(w.startswith(nodes) for w in warns)
     pinned = [w for w in warns if w.startswith("pessimistic B is 100% only because")]
     # China's LFP-Li pessimistic A is 93.2%, its B 100%: pinned by uncertain sources; its
-    # LMO-Mn is 100% in A already, so not a warning
-    assert len(pinned) == 1 and "China: LFP-Li (A 93%)" in pinned[0]
-    assert "LMO-Mn" not in pinned[0]
+    # LMO-Mn is 100% in A already, so not a warning -- until the move brings A to 74.6%.
+    # The move changes NCM-Co's A too (69.7% to 41.3%), so each variant has its own line.
+    assert len(pinned) == 2
+    assert "variant 0: China: LFP-Li (A 93%), NCM-Co (A 70%)" in pinned[0]
+    assert "variant 1: China: LFP-Li (A 93%), NCM-Co (A 41%)" in pinned[1]
+    assert "LMO-Mn" not in pinned[0] and "LMO-Mn (A 75%)" in pinned[1]
     assert nodes in r.stderr  # and the terminal says the same, and results.nc keeps it
     import html as html_text
     import json

@@ -65,6 +65,26 @@ def test_sweep_is_a_labelled_cartesian_product(tmp_path):
     assert not any(p.name.endswith(".parts") for p in tmp_path.iterdir())
 
 
+def test_a_sweep_over_focal_sets_names_its_column_apart_from_the_focal_column(tmp_path):
+    """`focal` already labels every row, so the swept value goes to `sweep.focal`; each
+    variant's own focal sets are checked for the warnings."""
+    body = BASE + ("sweep: {focal: [{China: [China]}, {Iceland: [Iceland], "
+                   "SAL: {bloc: south-american-lithium}}]}\n")
+    res = run(write_scenario(tmp_path, body), out=tmp_path / "out", workers=1)
+    csv = pd.read_csv(tmp_path / "out" / "vulnerability.csv")
+    assert list(csv.columns[:3]) == ["variant", "sweep.focal", "focal"]
+    assert set(csv.loc[csv["variant"] == 1, "focal"]) == {"Iceland", "SAL"}
+    assert csv.loc[csv["variant"] == 1, "sweep.focal"].str.contains("south-american").all()
+    ds = xr.open_dataset(tmp_path / "out" / "results.nc", engine="h5netcdf")
+    assert ds["sweep.focal"].dims == ("variant",) and list(ds.focal.values) == [
+        "China", "Iceland", "SAL"]
+    assert np.isnan(float(ds.vi.sel(variant=0, focal="SAL", chemistry="LFP",
+                                    material="lithium", case="proportional")))
+    notes = res.dataset.attrs["notes"]
+    assert "Iceland owns no node of the lithium network" in notes
+    assert "variant 1: SAL: LFP-Li (A 99%)" in notes
+
+
 def test_explicit_variants_with_labels(tmp_path):
     body = BASE + """\
 variants:

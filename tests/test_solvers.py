@@ -205,3 +205,50 @@ def test_an_exported_mps_solved_by_highs_alone_gives_the_index(tmp_path, focal, 
     want = float(run("paper_2020", write_files=False).dataset["vi"].sel(
         focal=focal, chemistry=p.chemistry, material=p.material, case=case))
     assert h.getInfo().objective_function_value / supply == pytest.approx(want, abs=1e-9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--solvers", "highspy:solver=[1"], "option solver: '[1' is not a YAML value"),
+    (["--solvers", "highspy:solver=ipm,solver=simplex"], "option 'solver' is given twice"),
+    (["--solvers", "maxflow:x=1"], "the maxflow baseline takes no options"),
+    (["--solvers", "highspy:solver=nonsense"], "highspy rejects these options"),
+    (["--suite", "scale", "--sizes", "0"], "argument --sizes: 0 is below 2"),
+    (["--suite", "chain", "--chain-sizes", "1"], "argument --chain-sizes: 1 is below 2"),
+    (["--repeat", "0"], "argument --repeat: 0 is below 1"),
+    (["paper_2020", "--suite", "paper"], "--suite is for the suites; a scenario is timed"),
+])
+def test_bench_refuses_bad_arguments_before_measuring(tmp_path, args, message):
+    r = bench(*args, "--out", tmp_path)
+    assert r.returncode in (1, 2) and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "bench.csv").exists()
+
+
+def test_bench_csv_that_is_not_ours_is_refused_before_measuring(tmp_path):
+    (tmp_path / "bench.csv").write_bytes(b"\x00\x01\xff\xfegarbage\n")
+    r = bench("--suite", "paper", "--solvers", "network", "--repeat", "1", "--out", tmp_path)
+    assert r.returncode == 1 and "is not a bench.csv (not UTF-8 text)" in r.stderr
+    assert (tmp_path / "bench.csv").read_bytes() == b"\x00\x01\xff\xfegarbage\n"
+
+
+def test_bench_csv_cut_mid_line_gets_its_rows_on_lines_of_their_own(tmp_path):
+    r = bench("--suite", "paper", "--solvers", "network", "--repeat", "1", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "bench.csv"
+    path.write_bytes(path.read_bytes()[:-1])  # no final newline, as an editor may leave it
+    r = bench("--suite", "paper", "--solvers", "network", "--repeat", "1", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(path)
+    assert len(table) == 2 and table["run_id"].nunique() == 2
+
+
+def test_export_lp_refuses_a_name_that_contradicts_its_format(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "export-lp", "paper_2020",
+                        "--focal", "China", "--pair", "LFP-lithium", "--case", "optimistic",
+                        "--format", "lp", "--out", str(tmp_path / "x.mps")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "the name says mps, --format says lp" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "export-lp", "paper_2020",
+                        "--focal", "China", "--pair", "LFP-lithium", "--case", "optimistic",
+                        "--out", str(tmp_path / "x.lp")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and (tmp_path / "x.lp").read_text().lstrip().startswith("\\*")

@@ -22,6 +22,7 @@ from .network import Network
 from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
 from .outputs.results import table, to_dataset, write
 from .runs.scenario import Scenario, load_scenario
+from .runs.sweep import swept_name
 
 __all__ = ["build_networks", "load_network", "load_networks", "vulnerability", "run",
            "RunResult"]
@@ -182,7 +183,7 @@ def _with_swept_values(df: pd.DataFrame, variants) -> pd.DataFrame:
     for i, key in enumerate(keys):
         values = [v.values.get(key) if isinstance(v.values.get(key), (int, float, str, bool))
                   else v.coords.get(key, "") for v in variants]
-        df.insert(at + i, key, df["variant"].map(dict(enumerate(values))))
+        df.insert(at + i, swept_name(key), df["variant"].map(dict(enumerate(values))))
     return df
 
 
@@ -261,6 +262,10 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
     from .outputs.report import warnings_for
 
     focal_nodes = {fs.label: {m: fs.nodes(n) for m, n in networks.items()} for fs in focal_sets}
+    for v in variants:  # a sweep over focal sets brings labels of its own
+        if v.spec.focal != spec.focal:
+            for fs in parse_focal(v.spec.focal, owners(networks), blocs=scenario.blocs()):
+                focal_nodes.setdefault(fs.label, {m: fs.nodes(n) for m, n in networks.items()})
     notes += warnings_for(ds, networks, focal_nodes)
     ds.attrs["notes"] = json.dumps(notes)
     if report:
@@ -292,7 +297,7 @@ def _marker(scenario: Scenario) -> dict:
 
 
 def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
-              path: str | Path, fmt: str = "mps") -> dict:
+              path: str | Path, fmt: str | None = None) -> dict:
     """Write the exact LP one index solves (its focal set, pair and case), in tonnes, as an MPS
     or LP file any solver reads; returns what turns its optimum into the index: the product's
     supply (index = objective / supply) and the objective's sense."""
@@ -300,8 +305,12 @@ def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
     from .lp import VulnerabilityLP
     from .publish import check_path, written
 
+    suffix = Path(path).suffix.lower().lstrip(".")
+    fmt = fmt or (suffix if suffix in ("mps", "lp") else "mps")
     if fmt not in ("mps", "lp"):
         raise ScenarioError(f"--format: {fmt!r} is neither mps nor lp")
+    if suffix in ("mps", "lp") and suffix != fmt:
+        raise ScenarioError(f"--out {path}: the name says {suffix}, --format says {fmt}")
     check_path(path, folder=False)
     scenario, networks, focal_sets = prepare(scenario)
     labels = {fs.label: fs for fs in focal_sets}

@@ -12,6 +12,19 @@ from .errors import STOP_SIGNAL, ChokepointError
 EXIT_ERROR = 1
 
 
+def _at_least(low: int):
+    """An argparse type: an integer no smaller than ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chokepoint",
@@ -94,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--pair", required=True, help="chemistry-material pair, e.g. LFP-lithium")
     ex.add_argument("--case", required=True, help="proportional, optimistic, pessimistic_a or "
                     "pessimistic_b")
-    ex.add_argument("--format", default="mps", choices=["mps", "lp"], dest="fmt")
+    ex.add_argument("--format", choices=["mps", "lp"], dest="fmt",
+                    help="default: from the file name's suffix (.mps, .lp), else mps")
     ex.add_argument("--out", required=True, metavar="FILE")
     _scenario_options(ex)
 
@@ -125,13 +139,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--families", metavar="SCENARIO",
                    help="also time each suite with this scenario's user constraint families "
                    "on (formulation core+...), to measure an extension's cost")
-    b.add_argument("--chain-sizes", nargs="+", type=int, metavar="N", default=None,
+    b.add_argument("--chain-sizes", nargs="+", type=_at_least(2), metavar="N", default=None,
                    help="chain suite: economies per chain (default 200)")
     b.add_argument("--flows", metavar="FILE", help="chain suite: time this flows file "
                    "(<material>_<year>.csv, published format) instead of a generated chain")
-    b.add_argument("--sizes", nargs="+", type=int, metavar="N", default=None,
+    b.add_argument("--sizes", nargs="+", type=_at_least(2), metavar="N", default=None,
                    help="scale suite: countries per synthetic network (default 25 50 100 200)")
-    b.add_argument("--repeat", type=int, default=3, help="timed repeats after a warm-up")
+    b.add_argument("--repeat", type=_at_least(1), default=3,
+                   help="timed repeats after a warm-up")
     b.add_argument("--out", metavar="DIR", help="the folder whose bench.csv the rows are "
                    "appended to (default results/bench/)")
     return p
@@ -298,12 +313,17 @@ def _bench(args) -> int:
     from pathlib import Path
 
     from .bench.suites import (DEFAULT_SOLVERS, SCALE_SIZES, RunInfo, SolverChoice,
-                               bench_scenario, bench_suites, growth, machine, plot_scale,
-                               render_suites, write_csv)
+                               bench_scenario, bench_suites, check_csv, growth, machine,
+                               plot_scale, render_suites, write_csv)
 
     out = Path(args.out or "results/bench") / "bench.csv"
+    check_csv(out)  # before anything is measured
+    if args.scenario and (args.suite or args.solvers or args.families):
+        given = next(f"--{k}" for k in ("suite", "solvers", "families") if getattr(args, k))
+        raise ChokepointError(f"bench {args.scenario}: {given} is for the suites; a scenario "
+                              "is timed with its own solver and families (set solver: in it)")
     info = RunInfo.now(args.repeat)
-    if args.scenario and not args.suite:
+    if args.scenario:
         report = bench_scenario(args.scenario, repeat=args.repeat)
         print(report.render())
         from .runs.scenario import load_scenario

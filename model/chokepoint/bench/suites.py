@@ -60,18 +60,27 @@ class SolverChoice:
         import yaml
 
         name, _, rest = text.partition(":")
-        options = {}
-        for item in filter(None, rest.split(",")):
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ChokepointError(f"--solvers {text}: options are name:key=value,...")
-            options[key.strip()] = yaml.safe_load(value)
         known = known_names()
         if name not in known:
             raise ChokepointError(f"--solvers: unknown solver {name!r}"
                                   f"{did_you_mean(name, known)}; any Pyomo solver name, "
                                   "highspy, network or maxflow")
-        return cls(text, name, options)
+        options = {}
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ChokepointError(f"--solvers {text}: options are name:key=value,...")
+            if key in options:
+                raise ChokepointError(f"--solvers {text}: option {key!r} is given twice")
+            try:
+                options[key] = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ChokepointError(f"--solvers {text}: option {key}: {value!r} is not a "
+                                      f"YAML value ({getattr(e, 'problem', None) or e})") from None
+        if options and name == "maxflow":
+            raise ChokepointError(f"--solvers {text}: the maxflow baseline takes no options")
+        return cls(text if options else name, name, options)
 
     @property
     def baseline(self) -> bool:
@@ -99,11 +108,15 @@ class SolverChoice:
         try:
             lp = VulnerabilityLP(tiny, self.name, options=self.options)
             lp.solve(frozenset({"Chile_mine"}), "LFP", Case.OPTIMISTIC)
-        except ChokepointError as e:
-            return str(e)
         except Exception as e:  # a solver that fails on a 4-arc network cannot be timed
-            return f"{type(e).__name__}: {e}"
-        return None
+            why = str(e) if isinstance(e, ChokepointError) else f"{type(e).__name__}: {e}"
+        else:
+            return None
+        if self.options and SolverChoice(self.name, self.name).unavailable() is None:
+            # the solver is here: it is the user's options it rejects
+            raise ChokepointError(f"--solvers {self.text}: {self.name} rejects these options "
+                                  f"({why.splitlines()[0]})")
+        return why
 
 
 def known_names() -> list[str]:
@@ -134,6 +147,7 @@ class BenchReport:
     solve_s: list[float]
     wall_s: list[float]
     peak_mib: float | None = None
+    decomposed: bool = True
 
     def render(self) -> str:
         ms = sorted(t * 1000 for t in self.solve_s)
@@ -141,7 +155,8 @@ class BenchReport:
         wall = statistics.median(self.wall_s)
         return "\n".join([
             f"benchmark: {self.name}: {self.indices} indices ({self.solves} LP solves per "
-            f"repeat, stage decomposition included), {len(self.wall_s)} repeat(s)",
+            f"repeat, stage decomposition {'included' if self.decomposed else 'off'}), "
+            f"{len(self.wall_s)} repeat(s)",
             "  model build per network: " + ", ".join(
                 f"{m} {t * 1000:.1f} ms" for m, t in self.build_s.items()),
             f"  solve per LP: median {statistics.median(ms):.2f} ms, p95 {p95:.2f} ms, "
@@ -185,7 +200,7 @@ def bench_scenario(scenario, repeat: int = 3) -> BenchReport:
             builds = res.timings.build
     n_index = len(res.vulnerability[res.vulnerability["material"] != "all"])
     return BenchReport(spec.name, n_index, len(res.timings.solves), builds, solves, walls,
-                       memory.mib)
+                       memory.mib, spec.stage_contributions)
 
 
 # -- suites across solvers -------------------------------------------------------------------
@@ -761,19 +776,37 @@ def cpu_model() -> str:
 COLUMNS = [f.name for f in fields(RunInfo)] + [f.name for f in fields(Row)]
 
 
+def check_csv(path: Path) -> str:
+    """The text of the bench.csv rows will be appended to ('' if there is none yet), checked
+    before anything is measured: a folder, another tool's file or a different header is an
+    error naming it."""
+    from ..publish import check_path
+
+    check_path(path, folder=False)
+    if not path.is_file():
+        return ""
+    try:
+        before = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ChokepointError(f"{path} is not a bench.csv (not UTF-8 text): move it away, or "
+                              "give another --out") from None
+    except OSError as e:
+        raise ChokepointError(f"{path}: cannot read it ({e.strerror})") from None
+    if not before.strip():
+        return ""
+    if before.splitlines()[0].split(",") != COLUMNS:
+        raise ChokepointError(f"{path} has other columns (an older bench.csv?): move it "
+                              "away, or give another --out")
+    return before if before.endswith("\n") else before + "\n"  # a file cut mid-line
+
+
 def write_csv(rows: list[Row], info: RunInfo, path: Path) -> None:
     """Append the rows, each with the run's metadata, to ``path`` (made with its header if
     absent; an existing file with other columns is left alone and named in an error)."""
     from ..publish import written
 
     path = Path(path)
-    before = ""
-    if path.is_file():
-        before = path.read_text(encoding="utf-8")
-        header = before.splitlines()[0].split(",") if before.strip() else COLUMNS
-        if header != COLUMNS:
-            raise ChokepointError(f"{path} has other columns (an older bench.csv?): move it "
-                                  "away, or give another --out")
+    before = check_csv(path)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     if not before.strip():

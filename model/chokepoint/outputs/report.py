@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import figures
 from ..cases import CASES, Case
-from ..chemistry import pair_key, pair_label
+from ..chemistry import AGGREGATE, pair_key, pair_label
 from ..network import Network
 from ..publish import write_file
 from ..statistics.inputs import data_dir
@@ -143,9 +143,11 @@ def _grids(full: xr.Dataset, pairs: list[dict]) -> list[dict]:
         label = ""
         if v is not None:
             swept = [k for k in full.coords if full.coords[k].dims == ("variant",)
-                     and k not in ("variant", "variant_label")]
+                     and k not in ("variant", "variant_label", "active_families")]
             named = str(ds["variant_label"].item())
-            auto = ", ".join(f"{k}={ds.coords[k].item()}" for k in swept)
+            # the label a sweep makes itself names the keys as the scenario spells them
+            auto = ", ".join(f"{k.removeprefix('sweep.')}={ds.coords[k].item()}"
+                             for k in swept)
             values = ", ".join(f"{k} = {ds.coords[k].item()}" for k in swept)
             # a label the user gave is shown with the values it stands for
             label = f"variant {v}: " + (values if named == auto or not named else
@@ -186,29 +188,39 @@ def warnings_for(ds: xr.Dataset, networks: dict[str, Network], focal_nodes) -> l
             out.append(f"{label} owns no node of the {', '.join(empty)} network"
                        f"{'s' if len(empty) > 1 else ''}: its indices there are 0 by "
                        "construction, not a finding.")
-    central = ds
-    for dim in ("variant", "sample"):
-        if dim in central.dims:
-            central = central.isel({dim: 0})
-    vi = central["vi"]
-    pinned: dict[str, list[str]] = {}
-    if {"pessimistic_a", "pessimistic_b"} <= set(map(str, vi.case.values)):
-        found = [(str(c), str(m)) for c in vi.chemistry.values for m in vi.material.values
-                 if str(m) != "all"]
-        for focal in map(str, vi.focal.values):
-            for c, m in sorted(found, key=lambda p: pair_key(*p)):
-                cell = vi.sel(focal=focal, chemistry=c, material=m)
-                if not bool(cell.notnull().all()):
-                    continue
-                a = float(cell.sel(case="pessimistic_a"))
-                if float(cell.sel(case="pessimistic_b")) >= 0.9999 and a < 0.999:
-                    pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * a:.0f}%)")
-    if pinned:
-        out.append("pessimistic B is 100% only because uncertain sources (data gaps) may carry "
-                   "the focal set's material, where pessimistic A is below: "
-                   + "; ".join(f"{f}: {', '.join(p)}" for f, p in pinned.items())
-                   + ". Read these as 'the data cannot rule it out'.")
+    variants = range(ds.sizes["variant"]) if "variant" in ds.dims else [None]
+    found = {v: _pinned(ds if v is None else ds.isel(variant=v)) for v in variants}
+    texts = {v: "; ".join(f"{f}: {', '.join(p)}" for f, p in pinned.items())
+             for v, pinned in found.items() if pinned}
+    lead = ("pessimistic B is 100% only because uncertain sources (data gaps) may carry the "
+            "focal set's material, where pessimistic A is below: ")
+    tail = ". Read these as 'the data cannot rule it out'."
+    if texts and len(set(texts.values())) == 1 and len(texts) == len(found):
+        out.append(lead + next(iter(texts.values())) + tail)  # the same in every variant
+    else:
+        for v, text in texts.items():
+            out.append(lead + f"variant {v}: " + text + tail)
     return out
+
+
+def _pinned(ds: xr.Dataset) -> dict[str, list[str]]:
+    """{focal set: ["LFP-Li (A 93%)", ...]}: pairs whose pessimistic B is 100% while A is not,
+    in the central sample."""
+    vi = ds["vi"].isel(sample=0) if "sample" in ds["vi"].dims else ds["vi"]
+    pinned: dict[str, list[str]] = {}
+    if not {"pessimistic_a", "pessimistic_b"} <= set(map(str, vi.case.values)):
+        return pinned
+    found = [(str(c), str(m)) for c in vi.chemistry.values for m in vi.material.values
+             if str(m) != AGGREGATE]
+    for focal in map(str, vi.focal.values):
+        for c, m in sorted(found, key=lambda p: pair_key(*p)):
+            cell = vi.sel(focal=focal, chemistry=c, material=m)
+            if not bool(cell.notnull().all()):
+                continue
+            a = float(cell.sel(case="pessimistic_a"))
+            if float(cell.sel(case="pessimistic_b")) >= 0.9999 and a < 0.999:
+                pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * a:.0f}%)")
+    return pinned
 
 
 def _keep(fig, path: Path) -> str:

@@ -15,6 +15,7 @@ from ..chemistry import CHEMISTRY_ORDER, MATERIALS, pair_key, pair_label
 from ..focal import STAGE_STEPS
 from ..index import AGGREGATE, Indices
 from ..publish import staged
+from ..runs.sweep import swept_name
 
 VULNERABILITY_CSV = "vulnerability.csv"
 STAGES_CSV = "stage_contributions.csv"
@@ -71,8 +72,9 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
         for key in dict.fromkeys(k for v in variants for k in v.coords):
             raw = [v.values.get(key) for v in variants]
             numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
-            ds = ds.assign_coords({key: ("variant", [float(x) for x in raw] if numeric else
-                                         [v.coords.get(key, "") for v in variants])})
+            ds = ds.assign_coords({swept_name(key): (
+                "variant", [float(x) for x in raw] if numeric else
+                [v.coords.get(key, "") for v in variants])})
     if samples is not None:
         for j, p in enumerate(samples.parameters):
             name = p.name if p.family else f"factor_{p.name}"

@@ -41,6 +41,17 @@ def sweepable(key: str) -> bool:
                                 and len(key.split(".", 1)[1]) > 0)
 
 
+#: Names that already label every row of the tables and a dimension of results.nc.
+LABELS = frozenset({"variant", "variant_label", "sample", "focal", "chemistry", "material",
+                    "case", "stage", "vi", "vi_cumulative"})
+
+
+def swept_name(key: str) -> str:
+    """The column and coordinate of a swept key: the dotted key itself, or ``sweep.<key>``
+    for a key that is already a label of every row (a sweep over ``focal``)."""
+    return f"sweep.{key}" if key in LABELS else key
+
+
 @dataclass(frozen=True)
 class Variant:
     """One point of a sweep: its label, the values it sets (as text, and as given) and its
