@@ -657,6 +657,7 @@ def growth(rows: list[Row]) -> str:
     """Median time per index by size and solver, and the exponent b of t ~ arcs^b fitted
     by least squares on log-log, with its standard error, where three sizes or more ran."""
     import numpy as np
+    from scipy.stats import linregress
 
     ok = [r for r in rows if r.suite == "scale" and r.status == "ok"]
     if not ok:
@@ -679,11 +680,8 @@ def growth(rows: list[Row]) -> str:
             lines.append(f"{name}: no exponent fitted ({len(pts)} size(s); three or more "
                          "are needed)")
             continue
-        x, y = np.log([a for a, _ in pts]), np.log([t for _, t in pts])
-        b, a = np.polyfit(x, y, 1)
-        resid = y - (a + b * x)
-        se = float(np.sqrt((resid @ resid) / (len(x) - 2) / ((x - x.mean()) ** 2).sum())) \
-            if len(x) > 2 else float("nan")
+        fit = linregress(np.log([a for a, _ in pts]), np.log([t for _, t in pts]))
+        b, se = fit.slope, fit.stderr
         lines.append(f"{name}: time per index grows as arcs^{b:.2f} +- {se:.2g} "
                      f"({len(pts)} sizes; N^{2 * b:.2f}, arcs ~ N^2 at fixed density)")
     return "\n".join(lines) + "\n"
