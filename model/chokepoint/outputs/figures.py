@@ -183,8 +183,8 @@ def vulnerability_bars(ds: xr.Dataset, focal: list[str] | None = None):
     ax.set_xticks(np.arange(len(pairs)), [f"{c}-{MATERIALS[m]}" for c, m in pairs])
     ax.set_ylabel("vulnerability index (% of cathode output)")
     ax.set_ylim(0, 105)
-    ax.set_title("Vulnerability by focal set: bar proportional, whiskers optimistic to "
-                 "pessimistic A, ▼ pessimistic B", fontsize=10)
+    ax.set_title("Vulnerability by focal set\nbar: proportional; whiskers: optimistic to "
+                 "pessimistic A; ▼ pessimistic B", fontsize=10)
     ax.legend(fontsize=7, ncols=min(5, len(focal)), loc="upper center",
               bbox_to_anchor=(0.5, -0.08), frameon=False)
     ax.grid(axis="y", alpha=0.3)

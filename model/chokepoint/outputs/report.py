@@ -285,8 +285,8 @@ def write_report(dataset: xr.Dataset, networks: dict[str, Network], scenario_tex
         name=ds.attrs.get("scenario", "scenario"), description=ds.attrs.get("description", ""),
         solver=ds.attrs.get("solver", ""), grids=_grids(full, pairs), pairs=pairs, cases=cases,
         legend=[(v, _colour(v / 100)) for v in (0, 25, 50, 75, 100)],
-        note=("; ".join(["a sweep: one grid per variant"] * ("variant" in full.dims)
-                        + ["a sensitivity run"] * ("sample" in full.dims))),
+        note=("; ".join(["A sweep: one grid per variant"] * ("variant" in full.dims)
+                        + ["A sensitivity run"] * ("sample" in full.dims))),
         warnings=warnings, bars=bars, stages=stages, sensitivity=sens,
         sankeys=[jinja2.utils.markupsafe.Markup(s) for s in sankeys],
         highlight=(f"arcs out of {highlight_label}'s nodes highlighted" if highlight_label
