@@ -196,3 +196,13 @@ def test_close_imbalances_reads_an_unbalanced_network(tmp_path):
     vul = pd.read_csv(tmp_path / "out" / "vulnerability.csv")
     korea = vul[(vul.focal == "China") & (vul.case == "optimistic")]["vi"].item()
     assert korea == pytest.approx(70 / 100)  # Canada's 5 t come from MRMT, untouched
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("netwrk.year=2019", "--set netwrk.year: netwrk: unknown key 'netwrk' (did you mean "
+                         "'network'?)"),
+    ("network.year=abc", "--set network.year: network.year: Input should be a valid integer"),
+])
+def test_a_bad_set_is_blamed_on_the_command_line_not_the_file(setting, message):
+    r = run_cli("validate", "paper_2020", "--set", setting)
+    assert r.returncode == 1 and message in r.stderr and "paper_2020.yaml:" not in r.stderr

@@ -106,8 +106,11 @@ class SolverChoice:
                                   ("Chile_ref", "Chile_cath_poss", 1.0),
                                   ("Chile_cath_poss", "LFP", 1.0)])
         try:
-            lp = VulnerabilityLP(tiny, self.name, options=self.options)
-            lp.solve(frozenset({"Chile_mine"}), "LFP", Case.OPTIMISTIC)
+            # a failing probe is reported in one line of ours; Pyomo's own log lines of it
+            # would only repeat it, on stdout
+            with _quiet_pyomo():
+                lp = VulnerabilityLP(tiny, self.name, options=self.options)
+                lp.solve(frozenset({"Chile_mine"}), "LFP", Case.OPTIMISTIC)
         except Exception as e:  # a solver that fails on a 4-arc network cannot be timed
             why = str(e) if isinstance(e, ChokepointError) else f"{type(e).__name__}: {e}"
         else:
@@ -117,6 +120,15 @@ class SolverChoice:
             raise ChokepointError(f"--solvers {self.text}: {self.name} rejects these options "
                                   f"({why.splitlines()[0]})")
         return why
+
+
+def _quiet_pyomo():
+    """Pyomo's log output captured (and dropped) for the duration of a block."""
+    import io
+
+    from pyomo.common.log import LoggingIntercept
+
+    return LoggingIntercept(io.StringIO(), "pyomo", level=50)
 
 
 def known_names() -> list[str]:

@@ -362,7 +362,7 @@ def parse_scenario(text: str, path: Path | None = None,
     try:
         spec = ScenarioSpec.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError(_explain(e, file, lines)) from None
+        raise ScenarioError(_explain(e, file, lines, list(overrides or {}))) from None
     return Scenario(spec, path, lines)
 
 
@@ -386,13 +386,19 @@ def _model_at(loc: tuple):
     return models.get(loc[0])
 
 
-def _explain(error: ValidationError, file: str, lines: dict[tuple, int]) -> str:
-    """All pydantic errors in one line: ``file:line: key: message; ...``."""
+def _explain(error: ValidationError, file: str, lines: dict[tuple, int],
+             overridden: list[str] = ()) -> str:
+    """All pydantic errors in one line: ``file:line: key: message; ...``; an error in a key
+    set from the command line names ``--set KEY`` instead of the file."""
     parts = []
     for err in error.errors():
         loc = tuple(err["loc"])
         line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         where = f"{file}:{line}" if line else file
+        for key in overridden:
+            path = tuple(key.split("."))
+            if loc and (loc[:len(path)] == path or path[:len(loc)] == loc):
+                where = f"--set {key}"
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
             fields = [f.alias or k for k, f in model.model_fields.items()] if model else []
