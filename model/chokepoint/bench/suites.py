@@ -706,6 +706,8 @@ def plot_scale(rows: list[Row], path: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..outputs.figures import save
+
     ok = [r for r in rows if r.suite == "scale" and r.status == "ok"]
     if not ok:
         return []
@@ -720,14 +722,7 @@ def plot_scale(rows: list[Row], path: Path) -> list[Path]:
            title="Time per index vs network size (synthetic, 7 stages)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".svg"):
-        fig.savefig(path.with_suffix(suffix), dpi=120, metadata={"Date": None}
-                    if suffix == ".svg" else None)
-        written.append(path.with_suffix(suffix))
-    plt.close(fig)
-    return written
+    return save(fig, path)
 
 
 def _fmt(value, spec: str, width: int) -> str:
