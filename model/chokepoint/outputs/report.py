@@ -210,16 +210,15 @@ def _pinned(ds: xr.Dataset) -> dict[str, list[str]]:
     pinned: dict[str, list[str]] = {}
     if not {"pessimistic_a", "pessimistic_b"} <= set(map(str, vi.case.values)):
         return pinned
-    found = [(str(c), str(m)) for c in vi.chemistry.values for m in vi.material.values
-             if str(m) != AGGREGATE]
+    a = vi.sel(case="pessimistic_a").drop_sel(material=AGGREGATE, errors="ignore")
+    b = vi.sel(case="pessimistic_b").drop_sel(material=AGGREGATE, errors="ignore")
+    hits = ((b >= 0.9999) & (a < 0.999)).to_series()  # NaN (pair not run) compares False
+    hits = hits[hits].index.tolist()
     for focal in map(str, vi.focal.values):
-        for c, m in sorted(found, key=lambda p: pair_key(*p)):
-            cell = vi.sel(focal=focal, chemistry=c, material=m)
-            if not bool(cell.notnull().all()):
-                continue
-            a = float(cell.sel(case="pessimistic_a"))
-            if float(cell.sel(case="pessimistic_b")) >= 0.9999 and a < 0.999:
-                pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * a:.0f}%)")
+        for c, m in sorted(((c, m) for f, c, m in hits if f == focal),
+                           key=lambda p: pair_key(*p)):
+            share = float(a.sel(focal=focal, chemistry=c, material=m))
+            pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * share:.0f}%)")
     return pinned
 
 
