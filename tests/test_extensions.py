@@ -207,10 +207,10 @@ def test_changed_extension_source_discards_saved_parts(folder):
      r"constraints.c.equation: a product of two touched terms is not linear"),
     ("constraints: {c: {title: t, foreach: arcs, equation: 'touched <= tonnes',"
      " where: 'sorce == China_ref'}}",
-     r"constraints.c.where: unknown selector 'sorce' for arcs \(did you mean 'source'\?\)"),
+     r"constraints.c.where: 'sorce' is no selector of arcs \(did you mean 'source'\?\)"),
     ("constraints: {c: {title: t, foreach: nodes, equation: 'touched_in <= inflow',"
      " where: 'stage == cathod'}}",
-     r"constraints.c.where: unknown stage 'cathod' \(did you mean 'cathode'\?\)"),
+     r"constraints.c.where: unknown stage 'cathod' \(did you mean 'cathode_pool'\?\)"),
     ("constraints: {c: {title: t, foreach: arcs, equation: 'touched <= <= tonnes'}}",
      r"constraints.c.equation: cannot parse the equation at column"),
     ("constraints: {c: {title: t, foreach: edges, equation: 'touched <= 1'}}",

@@ -18,6 +18,7 @@ from .errors import NetworkError
 from .focal import FocalSet, parse_focal
 from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
+from .lp.extensions import check_selection
 from .network import Network
 from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
 from .outputs.results import table, to_dataset, write
@@ -39,12 +40,14 @@ def vulnerability(
     families: Sequence[ConstraintFamily] = (),
     parameters: Mapping[str, float] | None = None,
     solver_options: Mapping[str, object] | None = None,
+    blocs: Mapping[str, Mapping] | None = None,
 ) -> xr.Dataset:
     """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.outputs.results.to_dataset`).
 
     ``focal`` is either the scenario mapping (label -> countries) or a list of FocalSet.
     ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
-    models of their cases, with ``parameters`` (``"family.parameter": value``).
+    models of their cases, with ``parameters`` (``"family.parameter": value``); their rules
+    read ``blocs`` (name -> ``{"countries": [...]}``) as ``m.blocs``.
     """
     if isinstance(networks, Network):
         networks = {networks.material: networks}
@@ -56,9 +59,10 @@ def vulnerability(
     if missing:
         raise NetworkError(f"no network given for {', '.join(missing)}")
     parameters = family_parameters(families, parameters)
+    check_selection(families, networks)
     indices = compute(networks, focal_sets, pairs, cases, solver,
                       decompose=stage_contributions, progress=progress, families=families,
-                      parameters=parameters, options=solver_options)
+                      parameters=parameters, options=solver_options, blocs=blocs)
     return to_dataset(indices, {"solver": solver, "solver_options": dict(solver_options or {}),
                                 "constraint_families": [f.describe(parameters)
                                                         for f in families]})
@@ -104,7 +108,8 @@ def prepare(scenario: Scenario | str | Path):
                                  spec.network.close_imbalances)
     focal_sets = parse_focal(spec.focal, owners(networks), where=scenario.where(("focal",)),
                              blocs=scenario.blocs())
-    scenario.user_families()  # load and check the extensions before any solve
+    families, _, _ = scenario.user_families()  # load and check them before any solve
+    scenario.family_rows = check_selection(families, networks)
     return scenario, networks, focal_sets
 
 
@@ -120,7 +125,9 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets,
         "description": spec.description,
         "solver": spec.solver,
         "solver_options": spec.solver_options,
-        "constraint_families": [f.describe(parameters) for f in families],
+        "constraint_families": [{**f.describe(parameters),
+                                 "rows": getattr(scenario, "family_rows", {}).get(f.name)}
+                                for f in families],
         "extensions": [e.describe() for e in loaded],
         "year": spec.network.year,
         "networks": {m: Path(n.origin).name if "/" in n.origin or "\\" in n.origin
@@ -234,7 +241,7 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
                           decompose=spec.stage_contributions, progress=progress,
                           families=families, parameters=parameters,
-                          options=spec.solver_options)
+                          options=spec.solver_options, blocs=scenario.blocs())
     else:
         done = execute(tasks, store, workers, dask, progress)
         parts = [done[t.key] for t in tasks]

@@ -160,3 +160,10 @@ def parse_focal(spec: Mapping, known_owners: list[str], where: str = "focal",
             raise ScenarioError(f"{here}: empty focal set: name at least one country")
         out.append(FocalSet(str(label), tuple(sorted(members.items()))))
     return out
+
+
+def bloc_countries(body: Mapping) -> list[str]:
+    """The countries of a bloc as written (a member may be ``{country: NAME, stages: [...]}``);
+    users' constraints select by these, whatever stages a focal set would count."""
+    return [str(c["country"]) if isinstance(c, Mapping) else str(c)
+            for c in body.get("countries", ())]

@@ -57,10 +57,12 @@ def compute(
     parameters: Mapping[str, float] | None = None,
     options: Mapping[str, object] | None = None,
     lps: dict | None = None,
+    blocs: Mapping[str, Mapping] | None = None,
 ) -> Indices:
     """Every index of the grid. ``networks`` maps material name -> network; ``families`` are
     users' constraint families with ``parameters`` (``family.parameter -> value``);
-    ``options`` go to the solver. ``lps`` (material -> VulnerabilityLP), when given, keeps the
+    ``options`` go to the solver; ``blocs`` (name -> {countries}) are what users' rules
+    read as ``m.blocs``. ``lps`` (material -> VulnerabilityLP), when given, keeps the
     built LPs for the next call on the same networks (a new parameter value re-solves without
     a rebuild)."""
     cases = list(cases)
@@ -88,7 +90,7 @@ def compute(
         t0 = time.perf_counter()
         lp = (lps or {}).get(material)
         if lp is None or lp.network is not net:
-            lp = VulnerabilityLP(net, solver, families, parameters, options)
+            lp = VulnerabilityLP(net, solver, families, parameters, options, blocs=blocs)
             if lps is not None:
                 lps[material] = lp
         else:

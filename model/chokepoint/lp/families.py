@@ -17,6 +17,8 @@ extension guide for the contract.
 from __future__ import annotations
 
 import inspect
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -234,23 +236,151 @@ def uncertain_mixing(d: NetworkArrays) -> None:
 # -- user families ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Indexed:
+    """A family parameter with one value per value of a selector (``by``: an owner, a stage,
+    a node, ...), and a ``default`` for the values not listed (``None``: every one needed).
+    Each entry is a parameter of its own, ``family.parameter.KEY``; the default is
+    ``family.parameter``."""
+
+    by: str
+    values: Mapping[str, float]
+    default: float | None = None
+
+
+#: Names a user family cannot take: the model's own components and the core families.
+def _reserved() -> set[str]:
+    from .symbols import SYMBOLS
+
+    out = set(SYMBOLS) | {"objective", "network", "owner", "stage", "material", "blocs",
+                          "in_bloc"}
+    for name in CORE_FAMILIES:
+        out |= {name, f"{name}_index", f"{name}_lower", f"{name}_upper"}
+    return out
+
+
+def check_family_name(name: str, where: str) -> None:
+    """A family name is an ASCII identifier that no core family or model component has."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise _name_error(where, f"a constraint family's name is an ASCII identifier (letters, "
+                          f"digits, _), not {name!r}")
+    if name in _reserved():
+        raise _name_error(where, f"{name!r} is the name of a core family or a component of "
+                          "the model; rename the family")
+
+
+def _name_error(where: str, message: str):
+    from ..errors import ScenarioError
+
+    return ScenarioError(f"{where}: {message}")
+
+
+def check_finite(value, where: str) -> float:
+    """A user's number: a finite real (not a bool), or an error naming where it was given."""
+    from ..errors import ChokepointError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ChokepointError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ChokepointError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def component_names(family: "ConstraintFamily") -> list[str]:
+    """The model components a family adds (Pyomo names): its Constraint, its rows' Set and
+    one Param per parameter (an indexed parameter also its index and default)."""
+    out = [family.name, f"{family.name}_index", f"{family.name}_rows"]
+    for p, v in family.parameters.items():
+        out.append(f"{family.name}_{p}")
+        if isinstance(v, Indexed):
+            out += [f"{family.name}_{p}_index", f"{family.name}_{p}_default"]
+    return out
+
+
+def check_families(families: Iterable["ConstraintFamily"]) -> None:
+    """Names that collide (families, parameters' components, core names) are errors."""
+    from ..errors import ChokepointError
+
+    owner: dict[str, str] = {n: "the core model" for n in _reserved()}
+    for f in families:
+        for comp in component_names(f):
+            key = comp.lower()
+            if key in owner and owner[key] != f.name:
+                raise ChokepointError(
+                    f"constraint family {f.name} ({f.source}): its component {comp!r} collides "
+                    f"with {owner[key] if owner[key] == 'the core model' else 'family ' + owner[key]}"
+                    "; rename the family or the parameter")
+            owner[key] = f.name
+
+
+def flat_parameters(family: "ConstraintFamily") -> dict[str, float]:
+    """Each of a family's parameters as ``parameter -> default`` and, for an indexed one,
+    ``parameter.KEY -> value`` (its default as ``parameter``, where it has one)."""
+    out: dict[str, float] = {}
+    for p, v in family.parameters.items():
+        if isinstance(v, Indexed):
+            if v.default is not None:
+                out[p] = float(v.default)
+            out.update({f"{p}.{k}": float(x) for k, x in v.values.items()})
+        else:
+            out[p] = float(v)
+    return out
+
+
+class IndexedParameter:
+    """An indexed parameter in a model: ``p[key]`` is the entry for a selector's value (owners
+    match by country), else the default; each entry is a mutable Pyomo Param."""
+
+    def __init__(self, name: str, spec: Indexed, entries, default):
+        self.name, self.by, self.entries, self.default = name, spec.by, entries, default
+        if spec.by.endswith("owner"):
+            from .. import countries
+
+            self._key = countries.key
+        else:
+            self._key = str
+        self._lookup = {self._key(k): k for k in spec.values}
+
+    def __getitem__(self, value):
+        key = self._lookup.get(self._key(value))
+        if key is not None:
+            return self.entries[key]
+        if self.default is None:
+            raise _extension_error(f"parameter {self.name}: no value for {value!r} and no "
+                                 "default")
+        return self.default
+
+
+def _extension_error(message: str):
+    from .formulation import ExtensionError
+
+    return ExtensionError(message)
+
+
 @dataclass(frozen=True, eq=False)
 class ConstraintFamily:
     """A user's rule: ``rule(m, **parameters)`` returns a Pyomo ``Constraint`` over the case's
     model ``m``; built into the models of ``cases`` only. ``parameters`` maps each declared
-    parameter to its default; the rule receives each as a mutable scalar Param."""
+    parameter to its default (a number, or :class:`Indexed`); the rule receives each as a
+    mutable Pyomo Param (an indexed one as a mapping from the selector's values to Params)."""
 
     name: str
     title: str
     cases: frozenset[Case]
     rule: Callable
-    parameters: Mapping[str, float] = field(default_factory=dict)
+    parameters: Mapping[str, float | Indexed] = field(default_factory=dict)
     unit: str = "t"
     source: str = ""  # the file, module or scenario key that defines it
     text: str | None = None  # equation and description when not a docstring (YAML families)
+    declared: object = None  # a YAML family's selection and rows (yaml_families.YamlFamily)
+    allow_empty: bool = False
 
     user = True
     kind = "rows"
+
+    def count_rows(self, network) -> int | None:
+        """Rows the family states in a network, where known before building (YAML)."""
+        return None if self.declared is None else self.declared.count_rows(network)
 
     def _lines(self) -> list[str]:
         return (self.text or inspect.getdoc(self.rule) or "").splitlines()
@@ -270,12 +400,14 @@ class ConstraintFamily:
     def describe(self, values: Mapping[str, float] | None = None) -> dict:
         """Name, title, equation, cases, parameter values (from ``family.parameter -> value``,
         else the defaults) and source, for results' metadata."""
-        values = {p: (values or {}).get(f"{self.name}.{p}", v) for p, v in
-                  self.parameters.items()}
+        values = {p: float((values or {}).get(f"{self.name}.{p}", v)) for p, v in
+                  flat_parameters(self).items()}
         return {"name": self.name, "title": self.title, "equation": self.equation,
                 "description": self.description,
                 "cases": [c.value for c in Case if c in self.cases],
-                "parameters": {k: float(values[k]) for k in self.parameters},
+                "parameters": values,
+                "indexed_by": {p: v.by for p, v in self.parameters.items()
+                               if isinstance(v, Indexed)},
                 "source": self.source}
 
 
@@ -286,13 +418,18 @@ def parse_cases(cases: Iterable[Case | str], where: str) -> frozenset[Case]:
     return out
 
 
-def constraint_family(title: str, cases: Iterable[Case | str] = ALL_CASES,
-                      parameters: Mapping[str, float] | None = None, unit: str = "t",
+def constraint_family(title: str, cases: Iterable[Case | str] = BOUND_CASES,
+                      parameters: Mapping[str, float | Indexed] | None = None, unit: str = "t",
                       name: str | None = None):
     """Declare a user constraint family (decorator). The function's docstring starts with its
     equation (LaTeX); it takes the case's model and one keyword per declared parameter, and
     returns a Pyomo ``Constraint``. The decorated name becomes a :class:`ConstraintFamily`, which
     ``chokepoint.vulnerability(..., families=[...])`` or a scenario's ``extensions:`` applies.
+
+    ``cases`` default to the three bounds: in the proportional case every touched flow is fixed
+    by the share equations (a determined system), so a further row there almost always makes
+    the LP infeasible; name ``proportional`` to include it on purpose. A parameter is a number
+    or :class:`Indexed` (a value per owner, stage, ...).
     """
     parameters = dict(parameters or {})
 
@@ -305,13 +442,24 @@ def constraint_family(title: str, cases: Iterable[Case | str] = ALL_CASES,
         if set(declared) != set(parameters):
             raise ValueError(f"constraint family {family}: the rule takes {declared} after the "
                              f"model but declares parameters {list(parameters)}")
-        for p, v in parameters.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ValueError(f"constraint family {family}: parameter {p!r} needs a number "
-                                 f"as its default, not {v!r}")
+        from ..errors import ChokepointError
+
+        clean: dict[str, float | Indexed] = {}
+        try:
+            check_family_name(family, f"constraint family {family}")
+            for p, v in parameters.items():
+                here = f"constraint family {family}: parameter {p}"
+                if isinstance(v, Indexed):
+                    values = {str(k): check_finite(x, f"{here}[{k!r}]")
+                              for k, x in v.values.items()}
+                    default = None if v.default is None else check_finite(v.default, here)
+                    clean[p] = Indexed(v.by, values, default)
+                else:
+                    clean[p] = check_finite(v, here)
+        except ChokepointError as e:  # a mistake in the definition, raised where it is made
+            raise ValueError(str(e)) from None
         source = inspect.getsourcefile(rule) or rule.__module__
         return ConstraintFamily(family, title, parse_cases(cases, f"family {family}"), rule,
-                                {k: float(v) for k, v in parameters.items()}, unit,
-                                f"{rule.__module__}:{source}")
+                                clean, unit, f"{rule.__module__}:{source}")
 
     return register

@@ -116,19 +116,27 @@ class UserRows:
         from pyomo.repn import generate_standard_repn
 
         family, con = self.rows[i]
-        repn = generate_standard_repn(con.body, compute_values=True, quadratic=False)
-        if not repn.is_linear():
-            raise ExtensionError(f"constraint family {family}: row {con.name} is not linear")
-        coefs: dict[int, float] = {}
-        for v, c in zip(repn.linear_vars, repn.linear_coefs):
-            j = self.col_of.get(id(v))
-            if j is None:
-                raise ExtensionError(f"constraint family {family}: row {con.name} uses "
-                                     f"{v.name}, which is not a variable of this case's LP")
-            coefs[j] = coefs.get(j, 0.0) + float(c)
-        const = float(pyo.value(repn.constant))
-        lb = -np.inf if con.lower is None else float(pyo.value(con.lower)) - const
-        ub = np.inf if con.upper is None else float(pyo.value(con.upper)) - const
+        try:
+            repn = generate_standard_repn(con.body, compute_values=True, quadratic=False)
+            if not repn.is_linear():
+                raise ExtensionError(f"constraint family {family}: row {con.name} is not "
+                                     "linear")
+            coefs: dict[int, float] = {}
+            for v, c in zip(repn.linear_vars, repn.linear_coefs):
+                j = self.col_of.get(id(v))
+                if j is None:
+                    raise ExtensionError(f"constraint family {family}: row {con.name} uses "
+                                         f"{v.name}, which is not a variable of this case's LP")
+                coefs[j] = coefs.get(j, 0.0) + float(c)
+            const = float(pyo.value(repn.constant))
+            lb = -np.inf if con.lower is None else float(pyo.value(con.lower)) - const
+            ub = np.inf if con.upper is None else float(pyo.value(con.upper)) - const
+        except ZeroDivisionError:
+            raise ExtensionError(f"constraint family {family}: row {con.name} divides by zero "
+                                 "with these parameter values") from None
+        if not all(np.isfinite(c) for c in coefs.values()) or np.isnan(lb) or np.isnan(ub):
+            raise ExtensionError(f"constraint family {family}: row {con.name} has a coefficient "
+                                 "or bound that is not a finite number")
         return coefs, lb, ub
 
     def matrix(self, n_cols: int) -> sp.csr_matrix:
@@ -159,7 +167,8 @@ class HighsEngine:
 
     def __init__(self, d: NetworkArrays, formulation: Formulation,
                  parameters: Mapping[str, float] | None = None,
-                 options: Mapping[str, object] | None = None):
+                 options: Mapping[str, object] | None = None,
+                 blocs: Mapping[str, Mapping] | None = None):
         self.d, self.formulation = d, formulation
         self.n = layout_size(d, formulation.layout)
         built = [(f, f.build(d)) for f in formulation.core]
@@ -170,7 +179,7 @@ class HighsEngine:
         if formulation.user:
             from .model import build_model
 
-            self.model = build_model(d, formulation, parameters, core_rows=False)
+            self.model = build_model(d, formulation, parameters, core_rows=False, blocs=blocs)
             cols = list((self.model.touched if formulation.layout == FLOW
                          else self.model.share).values())
             self.user = UserRows(self.model, formulation, cols)
@@ -259,12 +268,10 @@ class HighsEngine:
     def set_parameters(self, values: Mapping[str, float]) -> None:
         if self.model is None:
             return
-        from .model import family_parameter
+        from .model import set_family_parameters
 
         for fam in self.formulation.user:
-            for p, default in fam.parameters.items():
-                comp = self.model.component(family_parameter(fam.name, p))
-                comp.set_value(float(values.get(f"{fam.name}.{p}", default)))
+            set_family_parameters(self.model, fam, values)
 
     def _update(self, q: Query) -> None:
         d = self.d

@@ -18,22 +18,34 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
+from .. import countries
 from ..errors import ChokepointError
+from ..focal import bloc_countries
 from .arrays import NetworkArrays
-from .families import FLOW, ConstraintFamily, CoreFamily, Rows
+from .families import FLOW, ConstraintFamily, CoreFamily, Indexed, IndexedParameter, Rows
 from .formulation import ExtensionError, Formulation
 from .symbols import SYMBOLS
 
 
 def build_model(d: NetworkArrays, formulation: Formulation,
                 parameters: Mapping[str, float] | None = None,
-                core_rows: bool = True) -> pyo.ConcreteModel:
+                core_rows: bool = True,
+                blocs: Mapping[str, Mapping] | None = None) -> pyo.ConcreteModel:
     """The formulation's Pyomo model. ``core_rows=False`` leaves out the core families' rows
-    (the HiGHS engine builds those from arrays and needs the model only for users' rules)."""
+    (the HiGHS engine builds those from arrays and needs the model only for users' rules).
+
+    What users' rules read besides the sets, parameters and variables: ``m.owner[n]`` and
+    ``m.stage[n]`` (a node's owner and stage name), ``m.material``, an arc's ends as the arc
+    itself (``for s, t in m.arcs``), ``m.blocs`` (bloc name -> the members' country keys) and
+    ``m.in_bloc(owner, bloc)``."""
     net = d.network
     m = pyo.ConcreteModel(name=f"chokepoint {net.material} {net.year or ''} "
                                f"[{formulation.name}]".replace("  ", " "))
     m.network = net
+    m.material = net.material
+    m.blocs = {name: frozenset(countries.key(c) for c in bloc_countries(body))
+               for name, body in (blocs or {}).items()}
+    m.in_bloc = lambda owner, bloc: countries.key(owner) in m.blocs[bloc]
     names = list(d.names)
     arcs = d.arc_labels
     interior = [names[i] for i in d.interior_idx]
@@ -60,6 +72,11 @@ def build_model(d: NetworkArrays, formulation: Formulation,
     m.observed_inflow = pyo.Param(
         m.interior, initialize=dict(zip(interior, d.observed_inflow[d.interior_idx].tolist())))
     m.imbalance = pyo.Param(m.interior, initialize=dict(zip(interior, d.imbalance.tolist())))
+    m.owner = pyo.Param(m.nodes, initialize=dict(zip(names, net.nodes["owner"].reindex(names)
+                                                      .astype(str).tolist())), within=pyo.Any)
+    m.stage = pyo.Param(m.nodes, initialize={n: s.value for n, s in
+                                             zip(names, net.nodes["stage"].reindex(names))},
+                        within=pyo.Any)
     m.focal = pyo.Param(m.nodes, initialize=0.0, mutable=True, within=pyo.UnitInterval)
     m.weight = pyo.Param(m.product_arcs, initialize=0.0, mutable=True)
     if formulation.layout == FLOW:
@@ -143,12 +160,28 @@ def family_parameter(family: str, parameter: str) -> str:
 
 
 def add_user_family(m, fam: ConstraintFamily, values: Mapping[str, float]) -> None:
-    """Build a user family into ``m``: its parameters as mutable scalar Params, then its rule."""
+    """Build a user family into ``m``: its parameters as mutable Params (an indexed one as a
+    Param over its keys and a scalar default), then its rule."""
     params = {}
-    for p, default in fam.parameters.items():
-        comp = pyo.Param(initialize=float(values.get(f"{fam.name}.{p}", default)),
+    for p, declared in fam.parameters.items():
+        name = family_parameter(fam.name, p)
+        if isinstance(declared, Indexed):
+            keys = list(declared.values)
+            comp = pyo.Param(keys, initialize={k: float(values.get(
+                f"{fam.name}.{p}.{k}", v)) for k, v in declared.values.items()}, mutable=True)
+            m.add_component(name, comp)
+            comp.doc = f"Parameter {p} of the user family {fam.name}, by {declared.by}"
+            default = None
+            if declared.default is not None:
+                default = pyo.Param(initialize=float(values.get(f"{fam.name}.{p}",
+                                                                declared.default)), mutable=True)
+                m.add_component(f"{name}_default", default)
+                default.doc = f"Parameter {p} of the user family {fam.name}, where not listed"
+            params[p] = IndexedParameter(f"{fam.name}.{p}", declared, comp, default)
+            continue
+        comp = pyo.Param(initialize=float(values.get(f"{fam.name}.{p}", declared)),
                          mutable=True)
-        m.add_component(family_parameter(fam.name, p), comp)
+        m.add_component(name, comp)
         comp.doc = f"Parameter {p} of the user family {fam.name}"
         params[p] = comp
     if m.component(fam.name) is not None:
@@ -167,6 +200,22 @@ def add_user_family(m, fam: ConstraintFamily, values: Mapping[str, float]) -> No
         raise ExtensionError(f"constraint family {fam.name} ({fam.source}) failed to build: "
                              f"{type(e).__name__}: {e}") from None
     con.doc = f"{fam.title}: {fam.equation}"
+
+
+def set_family_parameters(m, fam: ConstraintFamily, values: Mapping[str, float]) -> None:
+    """Set a built family's parameters to ``values`` (``family.parameter[.KEY] -> value``;
+    defaults where a key is absent)."""
+    for p, declared in fam.parameters.items():
+        name = family_parameter(fam.name, p)
+        if isinstance(declared, Indexed):
+            comp = m.component(name)
+            for k, v in declared.values.items():
+                comp[k].set_value(float(values.get(f"{fam.name}.{p}.{k}", v)))
+            if declared.default is not None:
+                m.component(f"{name}_default").set_value(
+                    float(values.get(f"{fam.name}.{p}", declared.default)))
+        else:
+            m.component(name).set_value(float(values.get(f"{fam.name}.{p}", declared)))
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from .arrays import NetworkArrays, Query
 from .families import FLOW, Bounds, Rows
 from .formulation import Formulation
 from .highs import SolveFailed, column_bounds
-from .model import build_model, family_parameter
+from .model import build_model, set_family_parameters
 
 #: HiGHS through Pyomo's persistent (appsi) interface.
 APPSI_SOLVER = "appsi_highs"
@@ -91,11 +91,12 @@ class PyomoEngine:
 
     def __init__(self, d: NetworkArrays, formulation: Formulation, solver: str,
                  parameters: Mapping[str, float] | None = None,
-                 options: Mapping[str, object] | None = None):
+                 options: Mapping[str, object] | None = None,
+                 blocs: Mapping[str, Mapping] | None = None):
         self.d, self.formulation, self.name = d, formulation, solver
         self.opt = make_solver(solver, options)
         self.persistent = solver == APPSI_SOLVER
-        self.model = m = build_model(d, formulation, parameters)
+        self.model = m = build_model(d, formulation, parameters, blocs=blocs)
         self.cols = list((m.touched if formulation.layout == FLOW else m.share).values())
         built = [(f, f.build(d)) for f in formulation.core]
         self.bound_specs = [s for _, s in built if isinstance(s, Bounds)]
@@ -106,9 +107,7 @@ class PyomoEngine:
 
     def set_parameters(self, values: Mapping[str, float]) -> None:
         for fam in self.formulation.user:
-            for p, default in fam.parameters.items():
-                self.model.component(family_parameter(fam.name, p)).set_value(
-                    float(values.get(f"{fam.name}.{p}", default)))
+            set_family_parameters(self.model, fam, values)
 
     def _update(self, q: Query) -> None:
         self._lb, self._ub = apply_query(self.model, self.d, self.formulation, q,

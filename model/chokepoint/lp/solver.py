@@ -20,7 +20,7 @@ from ..cases import Case
 from ..errors import ChokepointError, SolverError, did_you_mean
 from ..network import Network
 from .arrays import Query, arrays
-from .families import ConstraintFamily
+from .families import ConstraintFamily, check_families, check_finite, flat_parameters
 from .flow import FlowEngine, serves
 from .formulation import Formulation, formulations
 from .highs import HighsEngine, SolveFailed
@@ -34,17 +34,18 @@ NETWORK_SOLVER = "network"
 def family_parameters(families: Iterable[ConstraintFamily],
                       values: Mapping[str, float] | None = None,
                       where: str = "parameters") -> dict[str, float]:
-    """Every declared parameter as ``family.parameter -> value``: defaults, then ``values``;
-    a key that names no declared parameter is an error with a suggestion."""
-    out = {f"{f.name}.{p}": v for f in families for p, v in f.parameters.items()}
+    """Every declared parameter as ``family.parameter -> value`` (an indexed parameter's
+    entries as ``family.parameter.KEY``): defaults, then ``values``; a key that names no
+    declared parameter, or a value that is no finite number, is an error naming the key."""
+    families = list(families)
+    check_families(families)
+    out = {f"{f.name}.{p}": v for f in families for p, v in flat_parameters(f).items()}
     for key, value in (values or {}).items():
         if key not in out:
             raise ChokepointError(f"{where}: {key!r} is no parameter of an active family"
                                   f"{did_you_mean(key, list(out))}; declared: "
                                   f"{', '.join(out) or 'none'}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ChokepointError(f"{where}.{key}: expected a number, got {value!r}")
-        out[key] = float(value)
+        out[key] = check_finite(value, f"{where}.{key}")
     return out
 
 
@@ -54,8 +55,10 @@ class VulnerabilityLP:
     def __init__(self, network: Network, solver: str = DEFAULT_SOLVER,
                  families: Iterable[ConstraintFamily] = (),
                  parameters: Mapping[str, float] | None = None,
-                 options: Mapping[str, object] | None = None, pinning: bool = False):
+                 options: Mapping[str, object] | None = None, pinning: bool = False,
+                 blocs: Mapping[str, Mapping] | None = None):
         self.network = network
+        self.blocs = dict(blocs or {})
         self.arrays = arrays(network)
         self.solver_name = solver
         self.families = tuple(families)
@@ -99,11 +102,13 @@ class VulnerabilityLP:
                 self.notes.append(f"solver network serves the core families only: "
                                   f"{f.name} ({why}) is solved by highspy")
             got = HighsEngine(self.arrays, f, self.parameters,
-                              self.options if self.solver_name == DEFAULT_SOLVER else None)
+                              self.options if self.solver_name == DEFAULT_SOLVER else None,
+                              blocs=self.blocs)
         else:
             from .pyomo_engine import PyomoEngine
 
-            got = PyomoEngine(self.arrays, f, self.solver_name, self.parameters, self.options)
+            got = PyomoEngine(self.arrays, f, self.solver_name, self.parameters, self.options,
+                              blocs=self.blocs)
         self._engines[id(f)] = got
         return got
 
@@ -124,7 +129,7 @@ class VulnerabilityLP:
         from .pyomo_engine import apply_query
 
         f = self.formulations[case]
-        m = build_model(self.arrays, f, self.parameters)
+        m = build_model(self.arrays, f, self.parameters, blocs=self.blocs)
         if product is not None:
             built = [x.build(self.arrays) for x in f.core]
             q = self.query(focal_nodes or (), product, case, clean)

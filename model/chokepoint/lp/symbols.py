@@ -56,6 +56,12 @@ SYMBOLS: dict[str, Symbol] = {
                "t"),
         Symbol("imbalance", "param", r"\delta_n", "Node imbalance",
                "Outflow minus inflow of an interior node in the data (rounding only).", "t"),
+        Symbol("owner", "param", r"o_n", "Node owner",
+               "The country (or region) that owns the node, as the network names it; what "
+               "users' rules and YAML selectors read (`m.owner[n]`).", "-"),
+        Symbol("stage", "param", r"g_n", "Node stage",
+               "The node's supply-chain stage name (mine, refining_pool, refining, "
+               "cathode_pool, ...): `m.stage[n]`.", "-"),
         Symbol("focal", "param", r"f_n", "Focal membership",
                "1 if the node's owner is in the focal set at the node's stage, else 0 "
                "(mutable; set for each focal set).", "-"),

@@ -15,13 +15,13 @@ from ..statistics.counterfactual import EDIT_KINDS, Edit
 from ..chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
 from ..errors import ChokepointError, ScenarioError, did_you_mean, read_text
 from ..lp import DEFAULT_SOLVER
-from ..lp.extensions import ConstraintSpec
+from ..lp.yaml_families import ConstraintSpec
 
 
 class NetworkSpec(BaseModel):
     """Where the flow networks come from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     flows: str | None = Field(
         None,
         description="Folder of `<material>_<year>.csv` files in the published flows format "
@@ -40,7 +40,7 @@ class NetworkSpec(BaseModel):
 class UncertainFraction(BaseModel):
     """One uncertain fraction of the sensitivity analysis, as a factor range on its value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     code: str | None = Field(None, description="HS code: its contained fraction.")
     parameter: str | None = Field(
         None, description="A constraint family's parameter (`family.parameter`); its range is "
@@ -76,7 +76,7 @@ class UncertainFraction(BaseModel):
 class SensitivitySpec(BaseModel):
     """Sampling of uncertain fractions; results get a ``sample`` dimension."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     samples: int = Field(100, ge=1, le=1_000_000,
                          description="Samples (grid: points per parameter).")
     method: Literal["lhs", "mc", "grid"] = Field(
@@ -90,7 +90,7 @@ class SensitivitySpec(BaseModel):
 class ScenarioSpec(BaseModel):
     """A scenario: which networks, which focal sets, pairs and cases, which solver."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(
         description="Scenario name; outputs go to results/<name>/ by default.",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -247,7 +247,7 @@ class Scenario:
         spec = self.spec
         loaded, fams = scenario_families(spec.extensions, spec.constraints, self.base_dir,
                                          self.where, self.path.name if self.path else
-                                         "<scenario>")
+                                         "<scenario>", blocs=self.blocs())
         names = [f.name for f in fams]
         for name in spec.families:
             if name not in names:

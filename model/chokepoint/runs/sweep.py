@@ -323,7 +323,7 @@ def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
         ind = compute(networks, focal, scenario.pairs, scenario.cases, spec.solver,
                       decompose=spec.stage_contributions, progress=False, families=families,
                       parameters={**parameters, **values}, options=spec.solver_options,
-                      lps=lps)
+                      lps=lps, blocs=task.blocs)
         for df, out in ((ind.vulnerability, vul), (ind.stages, stages)):
             df = df.copy()
             df.insert(0, "sample", -1 if sample is None else sample)
