@@ -9,11 +9,12 @@ from .cases import Case
 from .chemistry import Pair
 from .errors import ChokepointError
 from .focal import FocalSet
-from .lp import ConstraintFamily, constraint_family
+from .lp import ConstraintFamily, Indexed, constraint_family
 from .network import Network, Stage
 
 __all__ = [
-    "Case", "ChokepointError", "ConstraintFamily", "FocalSet", "Network", "Pair", "RunResult",
+    "Case", "ChokepointError", "ConstraintFamily", "FocalSet", "Indexed", "Network", "Pair",
+    "RunResult",
     "Stage", "constraint_family",
     "build_networks", "load_network", "load_networks", "run", "vulnerability",
 ]

@@ -14,7 +14,7 @@ import xarray as xr
 
 from .cases import Case
 from .chemistry import DEFAULT_PAIRS, Pair, parse_pair
-from .errors import NetworkError
+from .errors import ChokepointError, NetworkError
 from .focal import FocalSet, parse_focal
 from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
@@ -145,14 +145,21 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets,
     }
 
 
-def _check_variant_edits(scenario: Scenario, variants) -> None:
-    """Apply each variant's edits to its statistics here, so that a bad edit is reported with
-    its file, line and variant before any task starts."""
+def _check_variant_edits(scenario: Scenario, variants, networks=None) -> None:
+    """Apply each variant's edits to its statistics here, and check its constraint families
+    against the networks, so that a mistake is reported with its file, line and variant before
+    any task starts."""
     from .statistics.counterfactual import apply_edits
     from .runs.sweep import _inputs
 
     key = ("sweep",) if scenario.spec.sweep else ("variants",)
     for v in variants:
+        if v.coords and (v.spec.constraints or v.spec.extensions) and networks is not None:
+            try:  # each variant's families name what the networks hold, and select rows
+                families, _, _ = Scenario(v.spec, scenario.path, {}).user_families()
+                check_selection(families, networks)
+            except ChokepointError as e:
+                raise type(e)(f"{scenario.where(key)}: variant {v.label}: {e}") from None
         if v.spec.edits and v.spec.network.flows is None and v.coords:
             apply_edits(_inputs(v.spec.network.year), v.spec.edits,
                         where=f"{scenario.where(key)}: variant {v.label}: edits")
@@ -178,8 +185,9 @@ def _notes(scenario: Scenario, variants) -> list[str]:
 
 def _active(scenario: Scenario) -> str:
     families, parameters, _ = scenario.user_families()
-    return "; ".join(f.name + "(" + ", ".join(f"{p}={parameters[f'{f.name}.{p}']:g}"
-                                              for p in f.parameters) + ")" for f in families)
+    from .lp.families import parameter_text
+
+    return "; ".join(f"{f.name}({parameter_text(f, parameters)})" for f in families)
 
 
 def _with_swept_values(df: pd.DataFrame, variants) -> pd.DataFrame:
@@ -218,7 +226,7 @@ def run(
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
     variants, samples, tasks = make_tasks(scenario, scenario.blocs())
-    _check_variant_edits(scenario, variants)
+    _check_variant_edits(scenario, variants, networks)
     out_dir = Path(out) if out else Path("results") / spec.name
     with output_lock(out_dir) if write_files else nullcontext():
         return _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,

@@ -275,7 +275,7 @@ def _validate(args) -> int:
     from .api import _check_variant_edits
 
     variants, samples, _ = make_tasks(scenario, scenario.blocs())
-    _check_variant_edits(scenario, variants)
+    _check_variant_edits(scenario, variants, networks)
     _check_solvers(scenario, variants)
     families, _, _ = scenario.user_families()
     extra = (f", {len(variants)} variants" if len(variants) > 1 else "") + \
@@ -432,8 +432,11 @@ def _math(args) -> int:
             raise ChokepointError("math: --extension and --set need a scenario file")
         print(math_markdown(), end="")
         return 0
-    families, parameters, _ = _scenario(args).user_families()
-    print(math_markdown(families, parameters), end="")
+    from .api import prepare
+
+    scenario, _, _ = prepare(_scenario(args))  # the networks, to count each family's rows
+    families, parameters, _ = scenario.user_families()
+    print(math_markdown(families, parameters, scenario.family_rows), end="")
     return 0
 
 

@@ -31,6 +31,11 @@ def _aliases() -> dict[str, str]:
     return {_fold(k): v for group in table.values() for k, v in group.items()}
 
 
+def aliases() -> dict[str, str]:
+    """Everyday words and Trade Map spellings (folded) -> ISO3."""
+    return dict(_aliases())
+
+
 @lru_cache(maxsize=4096)
 def iso3(name: str) -> str | None:
     """ISO3 code of a country name, code or alias; ``None`` if it names no country."""

@@ -141,8 +141,9 @@ def _solve(lp: VulnerabilityLP, nodes, pair: Pair, case: Case, fs: FocalSet, ste
 
 def _described(family: ConstraintFamily, parameters: Mapping[str, float]) -> str:
     """``name(p=value, ...)``."""
-    values = ", ".join(f"{p}={parameters[family.name + '.' + p]:g}" for p in family.parameters)
-    return f"{family.name}({values})"
+    from .lp.families import parameter_text
+
+    return f"{family.name}({parameter_text(family, parameters)})"
 
 
 def _with_aggregates(df: pd.DataFrame, value: str, keys: list[str]) -> pd.DataFrame:

@@ -11,7 +11,7 @@
 - :mod:`.solver`: :class:`VulnerabilityLP`, a network's LP in every case.
 """
 
-from .families import CORE_FAMILIES, ConstraintFamily, constraint_family
+from .families import CORE_FAMILIES, ConstraintFamily, Indexed, constraint_family
 from .formulation import ExtensionError, Formulation, formulations
 from .highs import SolveFailed
 from .solver import DEFAULT_SOLVER, NETWORK_SOLVER, VulnerabilityLP, family_parameters
@@ -34,7 +34,7 @@ def known_solvers() -> list[str]:
 
     return known()
 
-__all__ = ["APPSI_SOLVER", "CORE_FAMILIES", "ConstraintFamily", "DEFAULT_SOLVER",
+__all__ = ["APPSI_SOLVER", "CORE_FAMILIES", "ConstraintFamily", "DEFAULT_SOLVER", "Indexed",
            "ExtensionError", "Formulation", "NETWORK_SOLVER", "SYMBOLS", "SolveFailed",
            "Symbol", "VulnerabilityLP", "build_model", "constraint_family",
            "family_parameters", "formulations", "known_solvers"]

@@ -357,6 +357,14 @@ def _extension_error(message: str):
     return ExtensionError(message)
 
 
+def parameter_text(family: "ConstraintFamily", values: Mapping[str, float] | None = None,
+                   fmt: str = "{p}={v:g}") -> str:
+    """``p=value, cap=1, cap.Korea=0.5``: the family's parameters at ``values`` (keys
+    ``family.parameter``), else their defaults."""
+    return ", ".join(fmt.format(p=p, v=(values or {}).get(f"{family.name}.{p}", v))
+                     for p, v in flat_parameters(family).items())
+
+
 @dataclass(frozen=True, eq=False)
 class ConstraintFamily:
     """A user's rule: ``rule(m, **parameters)`` returns a Pyomo ``Constraint`` over the case's

@@ -42,11 +42,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Union
 
 import numpy as np
 import pandas as pd
 import pyparsing as pp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from .. import countries
 from ..cases import Case
@@ -108,6 +109,14 @@ class IndexedSpec(BaseModel):
                                   "(without it, every selected key needs an entry).")
 
 
+#: A parameter is a number or an indexed mapping; pydantic tells them apart by shape (the tags
+#: name the branch in its error locations, and error messages leave them out).
+PARAMETER_TAGS = ("number", "indexed")
+Parameter = Annotated[Union[Annotated[float, Tag("number")], Annotated[IndexedSpec, Tag("indexed")]],
+                      Discriminator(lambda v: "indexed" if isinstance(v, (dict, IndexedSpec))
+                                    else "number")]
+
+
 class EquationSpec(BaseModel):
     """One of several equations of a family, with its own selection."""
 
@@ -136,7 +145,7 @@ class ConstraintSpec(BaseModel):
                                                  "with its own `where` (instead of equation).")
     expressions: dict[str, str] = Field({}, description="Named sub-expressions used in the "
                                         "equations.")
-    parameters: dict[str, float | IndexedSpec] = Field(
+    parameters: dict[str, Parameter] = Field(
         {}, description="Declared parameters: name -> default, or an indexed parameter "
         "{by, values | file, default}.")
     allow_empty: bool = Field(False, description="Accept a family that selects no row in any "
@@ -494,6 +503,14 @@ class _Equation:
     at: str
 
 
+def _owner_words(owners: Mapping[str, str]) -> list[str]:
+    """Names a user may mean an owner by: as the networks spell it, its common name, and the
+    everyday words for it (``Korea`` for ``Korea, Republic of``)."""
+    words = list(owners.values()) + [countries.label(k) for k in owners]
+    words += [w.title() for w, iso in countries.aliases().items() if iso in owners]
+    return words
+
+
 class YamlFamily:
     """What a YAML family needs beyond :class:`ConstraintFamily`: its members and rows in a
     network, and the check of the values it names."""
@@ -536,7 +553,7 @@ class YamlFamily:
                                     f"{did_you_mean(lit.value, list(seen['node']))}")
             if lit.kind == "owner" and countries.key(lit.value) not in seen["owner"]:
                 raise ScenarioError(f"{lit.at}: no owner {lit.value!r} in the run's networks"
-                                    f"{did_you_mean(lit.value, list(seen['owner'].values()))}")
+                                    f"{did_you_mean(lit.value, _owner_words(seen['owner']))}")
             if lit.kind == "material" and lit.value not in materials:
                 raise ScenarioError(f"{lit.at}: the run has no {lit.value} network (it has "
                                     f"{', '.join(sorted(materials))})")
@@ -700,7 +717,9 @@ def _latex(node: Expr, symbols: Mapping[str, str], over: str, prec: int = 0) -> 
     if k == "name":
         return symbols.get(node.value, rf"\mathrm{{{node.value}}}".replace("_", r"\_"))
     if k == "sum":
-        return rf"\sum_{{{over}}} \left({_latex(node.args[0], symbols, over)}\right)"
+        inner = _latex(node.args[0], symbols, over)
+        return rf"\sum_{{{over}}} " + (rf"\left({inner}\right)" if node.args[0].kind in "+-"
+                                        else inner)
     if k == "neg":
         return "-" + _latex(node.args[0], symbols, over, 3)
     mine = {"+": 1, "-": 1, "*": 2, "/": 2}[k]
@@ -814,7 +833,8 @@ def yaml_family(name: str, spec: ConstraintSpec | Mapping, at: Callable[..., str
             spec = ConstraintSpec.model_validate(spec)
         except ValidationError as e:
             err = e.errors()[0]
-            raise ScenarioError(f"{at(*err['loc'])}: {err['msg']}") from None
+            loc = [x for x in err["loc"] if x not in PARAMETER_TAGS]
+            raise ScenarioError(f"{at(*loc)}: {err['msg']}") from None
     check_family_name(name, f"{at()}")
     blocs = blocs or {}
     foreach = spec.foreach
@@ -905,16 +925,17 @@ def _describe(name: str, spec: ConstraintSpec, equations: Sequence[_Equation],
              for q in equations]
     latex = (r" \qquad ".join(parts)) + domain
     words = [spec.description.strip()]
-    words.append(f"{big}^{{{name}}}: the {foreach} with {spec.where}." if spec.where.strip()
-                 else f"{big}^{{{name}}}: every one of the {foreach}.")
+    sym = f"${big}^{{{label}}}$"
+    words.append(f"{sym}: the {foreach} with `{spec.where.strip()}`." if spec.where.strip()
+                 else f"{sym}: every one of the {foreach}.")
     if spec.group_by:
-        words.append(f"G: the distinct ({', '.join(spec.group_by)}) among them; "
-                     f"{big}_g: those of group g.")
+        words.append(f"$G^{{{label}}}$: the distinct ({', '.join(spec.group_by)}) among them; "
+                     f"${big}^{{{label}}}_g$: those of group $g$.")
     elif spec.group_by is not None:
         words.append("One row in total.")
     for i, q in enumerate(equations):
         if q.where.strip():
-            words.append(f"Equation {i + 1} only where {q.where}.")
+            words.append(f"Equation {i + 1} only where `{q.where.strip()}`.")
     for p, v in params.items():
         if isinstance(v, Indexed):
             words.append(f"{p}: one value per {v.by} ({len(v.values)} given"

@@ -19,21 +19,27 @@ END = "<!-- END GENERATED MATH -->"
 KIND = {"bounds": "bound", "rows": "rows", "definition": "definition"}
 
 
-def _family(f, parameters: Mapping[str, float]) -> list[str]:
+def _family(f, parameters: Mapping[str, float],
+            rows: Mapping[str, int] | None = None) -> list[str]:
     cases = ", ".join(c.value for c in Case if c in f.cases)
     extra = " (built only for band narrowing)" if getattr(f, "optional", False) else ""
     values = ""
     if f.user and f.parameters:
-        values = "; parameters: " + ", ".join(
-            f"`{p}` = {parameters.get(f'{f.name}.{p}', v):g}" for p, v in f.parameters.items())
+        from ..lp.families import parameter_text
+
+        values = "; parameters: " + parameter_text(f, parameters, "`{p}` = {v:g}")
+    if rows is not None:
+        values += "; rows: " + ", ".join(f"{m} {n}" for m, n in rows.items())
     kind = "user rows" if f.user else KIND[f.kind]
     return [f"- `{f.name}` ({f.title}; {kind}; in: {cases}{extra}{values}): {f.description}",
             "", f"  $${f.equation}$$", ""]
 
 
 def math_markdown(families: Sequence[ConstraintFamily] = (),
-                  parameters: Mapping[str, float] | None = None) -> str:
-    """The LP as Markdown: symbols, objective, every family, and each case's formulation."""
+                  parameters: Mapping[str, float] | None = None,
+                  rows: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """The LP as Markdown: symbols, objective, every family, and each case's formulation;
+    ``rows`` (family -> network -> count) says how many rows a YAML family states where."""
     parameters = dict(parameters or {})
     out = [BEGIN, ""]
     for kind, head in (("set", "Sets"), ("param", "Parameters"), ("var", "Variables")):
@@ -60,7 +66,7 @@ def math_markdown(families: Sequence[ConstraintFamily] = (),
     if families:
         out += ["**User families** (the scenario's extensions and constraints)", ""]
         for f in families:
-            out += _family(f, parameters)
+            out += _family(f, parameters, (rows or {}).get(f.name))
     out += ["**Cases**: each case's model holds only its families; cases with the same "
             "families share one model", "",
             "| case | sense | variables | families |", "|---|---|---|---|"]

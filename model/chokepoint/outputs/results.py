@@ -72,8 +72,9 @@ def to_dataset(indices: Indices, attrs: dict | None = None, variants=None, sampl
         for key in dict.fromkeys(k for v in variants for k in v.coords):
             raw = [v.values.get(key) for v in variants]
             numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
+            flags = all(isinstance(x, bool) for x in raw)  # families.NAME: on or off
             ds = ds.assign_coords({swept_name(key): (
-                "variant", [float(x) for x in raw] if numeric else
+                "variant", [float(x) for x in raw] if numeric else list(raw) if flags else
                 [v.coords.get(key, "") for v in variants])})
     if samples is not None:
         for j, p in enumerate(samples.parameters):

@@ -15,7 +15,7 @@ from ..statistics.counterfactual import EDIT_KINDS, Edit
 from ..chemistry import DEFAULT_PAIRS, MATERIALS, Pair, parse_pair
 from ..errors import ChokepointError, ScenarioError, did_you_mean, read_text
 from ..lp import DEFAULT_SOLVER
-from ..lp.yaml_families import ConstraintSpec
+from ..lp.yaml_families import PARAMETER_TAGS, ConstraintSpec
 
 
 class NetworkSpec(BaseModel):
@@ -392,7 +392,7 @@ def _explain(error: ValidationError, file: str, lines: dict[tuple, int],
     set from the command line names ``--set KEY`` instead of the file."""
     parts = []
     for err in error.errors():
-        loc = tuple(err["loc"])
+        loc = tuple(x for x in err["loc"] if x not in PARAMETER_TAGS)
         line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         where = f"{file}:{line}" if line else file
         for key in overridden:

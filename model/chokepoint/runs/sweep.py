@@ -98,7 +98,13 @@ class Samples:
         return len(self.factors)
 
 
-def _text(value) -> str:
+def _text(value, key: str = "") -> str:
+    """A swept value as a label: a constraint family by its title, a switch as on/off, other
+    values as given (mappings and lists as JSON)."""
+    if key.startswith("constraints.") and isinstance(value, dict) and "title" in value:
+        return str(value["title"])
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
@@ -135,7 +141,7 @@ def variants(scenario: Scenario) -> list[Variant]:
             first = str(e).splitlines()
             raise ScenarioError(f"{where}: variant {setting}: "
                                 f"{' '.join(first[1:3]).strip() or first[0]}") from None
-        coords = {k: _text(x) for k, x in setting.items()}
+        coords = {k: _text(x, k) for k, x in setting.items()}
         label = label or ", ".join(f"{k}={c}" for k, c in coords.items())
         out.append(Variant(i, label, coords, vspec, dict(setting)))
     return out
