@@ -5,8 +5,6 @@ networks built from data/."""
 
 from __future__ import annotations
 
-import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +128,7 @@ def test_rows_are_counted_per_network_and_recorded(tmp_path, networks):
     assert math_.returncode == 0, math_.stderr
     assert r"\sum_{a \in A^{\mathrm{per\_owner}}_g} x_a \le \mathrm{cap}_{\mathrm{target\_owner}}" \
         in math_.stdout
-    assert f"rows: lithium 1, cobalt 1, nickel 1" in math_.stdout
+    assert "rows: lithium 1, cobalt 1, nickel 1" in math_.stdout
 
 
 def test_china_focal_makes_the_contract_caps_infeasible_and_the_error_names_them(tmp_path):

@@ -116,7 +116,8 @@ class ScenarioSpec(BaseModel):
         "define is active unless switched off in `families`.")
     constraints: dict[str, ConstraintSpec] = Field(
         {}, description="Declarative constraint families: name -> {title, cases, foreach, "
-        "where, equation, parameters} (see the README's grammar).")
+        "group_by, where, equation | equations, expressions, parameters, allow_empty} (the "
+        "language: Extending the LP).")
     parameters: dict[str, float] = Field(
         {}, description="Values of the families' declared parameters, `family.parameter: "
         "value`.")
