@@ -2,7 +2,8 @@
 
 ``<!-- generated: math -->`` is the LP's mathematics (``chokepoint math``),
 ``<!-- generated: scenario-reference -->`` every scenario key from the pydantic schema,
-``<!-- generated: cli -->`` every command from the argument parser.
+``<!-- generated: cli -->`` every command from the argument parser,
+``<!-- generated: families NAME -->`` the user families of the shipped scenario NAME.
 """
 
 from __future__ import annotations
@@ -18,4 +19,11 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         marker = f"<!-- generated: {key} -->"
         if marker in markdown:
             markdown = markdown.replace(marker, make())
+    from chokepoint.outputs.docs import families_markdown
+
+    while "<!-- generated: families " in markdown:  # a shipped scenario's user families
+        start = markdown.index("<!-- generated: families ")
+        end = markdown.index("-->", start)
+        name = markdown[start:end].split("families ", 1)[1].strip()
+        markdown = markdown[:start] + families_markdown(name) + markdown[end + 3:]
     return markdown

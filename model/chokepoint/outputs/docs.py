@@ -35,6 +35,19 @@ def _family(f, parameters: Mapping[str, float],
             "", f"  $${f.equation}$$", ""]
 
 
+def families_markdown(scenario: str) -> str:
+    """A scenario's user families as ``chokepoint math`` states them (equation generated from
+    what was parsed, selection in words, rows per network): for the docs' examples."""
+    from ..api import prepare
+
+    scenario, _, _ = prepare(scenario)
+    families, parameters, _ = scenario.user_families()
+    out = []
+    for f in families:
+        out += _family(f, parameters, scenario.family_rows.get(f.name))
+    return "\n".join(out) + "\n"
+
+
 def math_markdown(families: Sequence[ConstraintFamily] = (),
                   parameters: Mapping[str, float] | None = None,
                   rows: Mapping[str, Mapping[str, int]] | None = None) -> str:
@@ -86,7 +99,12 @@ def math_markdown(families: Sequence[ConstraintFamily] = (),
 def _type_text(annotation) -> str:
     import typing
 
+    from ..lp.yaml_families import Parameter
+
+    if annotation == dict[str, Parameter]:
+        return "dict[str, float \\| indexed]"
     text = str(annotation).replace("typing.", "")
+    text = text.replace("chokepoint.lp.yaml_families.", "")
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
@@ -114,7 +132,7 @@ def _model_table(model, prefix: str) -> list[str]:
 
 def scenario_reference() -> str:
     """Every key of a scenario file, with type, default and meaning, from the schema."""
-    from ..lp.extensions import ConstraintSpec
+    from ..lp.yaml_families import ConstraintSpec, EquationSpec, IndexedSpec
     from ..runs.scenario import NetworkSpec, ScenarioSpec, SensitivitySpec, UncertainFraction
     from ..statistics import counterfactual as cf
 
@@ -122,7 +140,9 @@ def scenario_reference() -> str:
     for title, model, prefix in (("network", NetworkSpec, "network."),
                                  ("sensitivity", SensitivitySpec, "sensitivity."),
                                  ("sensitivity.parameters[]", UncertainFraction, ""),
-                                 ("constraints.NAME", ConstraintSpec, "")):
+                                 ("constraints.NAME", ConstraintSpec, ""),
+                                 ("constraints.NAME.equations[]", EquationSpec, ""),
+                                 ("constraints.NAME.parameters.P (indexed)", IndexedSpec, "")):
         out += [f"### `{title}`", "", model.__doc__.strip().splitlines()[0], ""]
         out += _model_table(model, prefix) + [""]
     out += ["### `edits[]`", "", "Each edit is a mapping with a `kind`:", ""]
