@@ -160,7 +160,7 @@ def test_math_prints_the_scenarios_families(folder):
     res = cli("math", "scenario.yaml", "--set", "parameters.capped_arcs.share=0.5", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert "`capped_arcs` (Capped named arcs; user rows; in: optimistic, pessimistic_a, " \
-           "pessimistic_b; parameters: `share` = 0.5)" in res.stdout
+           "pessimistic_b; parameters: `share` = 0.5; rows: lithium 1)" in res.stdout
     assert "| `pessimistic_b` | maximize | $x_a$ (arcs) | `focal_origin`, `clean_origin`, " \
            "`touched_mass_balance`, `uncertain_release`, `capped_arcs` |" in res.stdout
 

@@ -336,3 +336,18 @@ def test_a_python_familys_nan_default_is_refused(tmp_path):
     assert "rules.py" in line and "parameter s" in line and "finite" in line, line
 
 
+
+
+def test_a_python_family_with_no_row_anywhere_is_an_error_unless_allowed(tmp_path):
+    rule = ("import pyomo.environ as pyo\nimport chokepoint\n"
+            "@chokepoint.constraint_family('t'{extra})\n"
+            "def nothing(m):\n    'x'\n"
+            "    arcs = [a for a in m.arcs if m.owner[a[0]] == 'Atlantis']\n"
+            "    return pyo.Constraint(arcs, rule=lambda m, s, t: m.touched[s, t] <= 0)\n")
+    (tmp_path / "rules.py").write_text(rule.format(extra=""))
+    path = write_scenario(tmp_path, BASE + "extensions: [rules.py]\n")
+    line = one_line_error(cli("validate", str(path), cwd=tmp_path))
+    assert "constraint family nothing" in line and "states no row" in line, line
+    (tmp_path / "rules.py").write_text(rule.format(extra=", allow_empty=True"))
+    res = cli("validate", str(path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr

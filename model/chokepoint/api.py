@@ -59,7 +59,7 @@ def vulnerability(
     if missing:
         raise NetworkError(f"no network given for {', '.join(missing)}")
     parameters = family_parameters(families, parameters)
-    check_selection(families, networks)
+    check_selection(families, networks, blocs)
     indices = compute(networks, focal_sets, pairs, cases, solver,
                       decompose=stage_contributions, progress=progress, families=families,
                       parameters=parameters, options=solver_options, blocs=blocs)
@@ -109,7 +109,7 @@ def prepare(scenario: Scenario | str | Path):
     focal_sets = parse_focal(spec.focal, owners(networks), where=scenario.where(("focal",)),
                              blocs=scenario.blocs())
     families, _, _ = scenario.user_families()  # load and check them before any solve
-    scenario.family_rows = check_selection(families, networks)
+    scenario.family_rows = check_selection(families, networks, scenario.blocs())
     return scenario, networks, focal_sets
 
 
@@ -157,7 +157,7 @@ def _check_variant_edits(scenario: Scenario, variants, networks=None) -> None:
         if v.coords and (v.spec.constraints or v.spec.extensions) and networks is not None:
             try:  # each variant's families name what the networks hold, and select rows
                 families, _, _ = Scenario(v.spec, scenario.path, {}).user_families()
-                check_selection(families, networks)
+                check_selection(families, networks, scenario.blocs())
             except ChokepointError as e:
                 raise type(e)(f"{scenario.where(key)}: variant {v.label}: {e}") from None
         if v.spec.edits and v.spec.network.flows is None and v.coords:

@@ -169,8 +169,33 @@ def scenario_families(extensions: Sequence[str], constraints: Mapping[str, objec
     return loaded, fams
 
 
-def check_selection(families: Sequence[ConstraintFamily], networks: Mapping[str, object]
-                    ) -> dict[str, dict[str, int]]:
-    """Check the YAML families against the run's networks (every value they name exists,
-    each selects some row); returns each one's rows per network."""
-    return {f.name: f.declared.check(networks) for f in families if f.declared is not None}
+def check_selection(families: Sequence[ConstraintFamily], networks: Mapping[str, object],
+                    blocs: Mapping[str, dict] | None = None) -> dict[str, dict[str, int]]:
+    """Check the families against the run's networks before any solve: a YAML family's
+    values exist and it selects some row; a Python family builds (its rule runs once per
+    network) and states some row. Returns each one's rows per network. A family with
+    ``allow_empty`` may state none."""
+    out = {}
+    for f in families:
+        if f.declared is not None:
+            out[f.name] = f.declared.check(networks)
+            continue
+        out[f.name] = rows = {m: _python_rows(f, net, blocs) for m, net in networks.items()}
+        if not any(rows.values()) and not f.allow_empty:
+            raise ChokepointError(f"constraint family {f.name} ({f.source}) states no row in "
+                                  f"any network of the run ({', '.join(networks)}); "
+                                  "declare it with allow_empty=True to accept that")
+    return out
+
+
+def _python_rows(family: ConstraintFamily, network, blocs) -> int:
+    """Rows a Python family states in a network: its rule, built once into a model of its
+    first case without the core rows."""
+    from .arrays import arrays
+    from .formulation import formulations
+    from .model import build_model
+
+    case = min(family.cases, key=lambda c: c.value)
+    form = formulations([case], [family])[case]
+    m = build_model(arrays(network), form, core_rows=False, blocs=blocs)
+    return len(m.component(family.name))

@@ -428,7 +428,7 @@ def parse_cases(cases: Iterable[Case | str], where: str) -> frozenset[Case]:
 
 def constraint_family(title: str, cases: Iterable[Case | str] = BOUND_CASES,
                       parameters: Mapping[str, float | Indexed] | None = None, unit: str = "t",
-                      name: str | None = None):
+                      name: str | None = None, allow_empty: bool = False):
     """Declare a user constraint family (decorator). The function's docstring starts with its
     equation (LaTeX); it takes the case's model and one keyword per declared parameter, and
     returns a Pyomo ``Constraint``. The decorated name becomes a :class:`ConstraintFamily`, which
@@ -437,7 +437,8 @@ def constraint_family(title: str, cases: Iterable[Case | str] = BOUND_CASES,
     ``cases`` default to the three bounds: in the proportional case every touched flow is fixed
     by the share equations (a determined system), so a further row there almost always makes
     the LP infeasible; name ``proportional`` to include it on purpose. A parameter is a number
-    or :class:`Indexed` (a value per owner, stage, ...).
+    or :class:`Indexed` (a value per owner, stage, ...). A family that states no row in any
+    network of a run is an error unless ``allow_empty``.
     """
     parameters = dict(parameters or {})
 
@@ -468,6 +469,7 @@ def constraint_family(title: str, cases: Iterable[Case | str] = BOUND_CASES,
             raise ValueError(str(e)) from None
         source = inspect.getsourcefile(rule) or rule.__module__
         return ConstraintFamily(family, title, parse_cases(cases, f"family {family}"), rule,
-                                clean, unit, f"{rule.__module__}:{source}")
+                                clean, unit, f"{rule.__module__}:{source}",
+                                allow_empty=allow_empty)
 
     return register
