@@ -19,11 +19,14 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         marker = f"<!-- generated: {key} -->"
         if marker in markdown:
             markdown = markdown.replace(marker, make())
+    from chokepoint.api import prepare
     from chokepoint.outputs.docs import families_markdown
 
     while "<!-- generated: families " in markdown:  # a shipped scenario's user families
         start = markdown.index("<!-- generated: families ")
         end = markdown.index("-->", start)
-        name = markdown[start:end].split("families ", 1)[1].strip()
-        markdown = markdown[:start] + families_markdown(name) + markdown[end + 3:]
+        scenario, _, _ = prepare(markdown[start:end].split("families ", 1)[1].strip())
+        families, parameters, _ = scenario.user_families()
+        made = families_markdown(families, parameters, scenario.family_rows)
+        markdown = markdown[:start] + made + markdown[end + 3:]
     return markdown

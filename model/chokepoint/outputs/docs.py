@@ -35,16 +35,14 @@ def _family(f, parameters: Mapping[str, float],
             "", f"  $${f.equation}$$", ""]
 
 
-def families_markdown(scenario: str) -> str:
-    """A scenario's user families as ``chokepoint math`` states them (equation generated from
-    what was parsed, selection in words, rows per network): for the docs' examples."""
-    from ..api import prepare
-
-    scenario, _, _ = prepare(scenario)
-    families, parameters, _ = scenario.user_families()
+def families_markdown(families: Sequence[ConstraintFamily],
+                      parameters: Mapping[str, float] | None = None,
+                      rows: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """User families as ``chokepoint math`` states them (equation generated from what was
+    parsed, selection in words, rows per network): for the docs' examples."""
     out = []
     for f in families:
-        out += _family(f, parameters, scenario.family_rows.get(f.name))
+        out += _family(f, parameters or {}, (rows or {}).get(f.name))
     return "\n".join(out) + "\n"
 
 
