@@ -35,7 +35,8 @@ TEMPLATE = jinja2.Template("""<!DOCTYPE html>
  body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
  h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
  table.grid { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
- table.grid th, table.grid td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; }
+ table.grid th, table.grid td { border: 1px solid #ddd; padding: 2px 4px; text-align: right; }
+ .grids { overflow-x: auto; }
  table.grid th.focal, table.grid td.focal { text-align: left; white-space: nowrap; }
  table.grid th.pair { text-align: center; border-bottom: 2px solid #999; }
  table.grid caption { text-align: left; font-weight: bold; padding: 4px 0;
@@ -64,6 +65,7 @@ the focal set mined, refined, made into cathode or traded. Solver: <span id="sol
 <code>{{ f.call }}</code>{% if f.case_titles %}, in {{ f.case_titles }}{% endif %}{% if f.rows %}; rows: {{ f.rows }}{% endif %}</li>
 {% endfor %}</ul>{% else %}<p>The core method only: no user constraint families.</p>{% endif %}</div>
 
+<div class="grids">
 {% for grid in grids %}
 <table class="grid" id="grid-{{ loop.index }}">
  <caption>{{ grid.caption }}{% if grid.families is not none %}<br><span class="families">user
@@ -78,6 +80,7 @@ the focal set mined, refined, made into cathode or traded. Solver: <span id="sol
  {% endfor %}
 </table>
 {% endfor %}
+</div>
 <p class="legend">{% for c in cases %}<b>{{ c.short }}</b> {{ c.title }}: {{ c.description }}<br>{% endfor %}
 Index: {% for v, col in legend %}<span style="background:{{ col }}">{{ v }}%</span>{% endfor %}
 {% if bound_legend %}&nbsp; <i>B</i>, a bound on data gaps, on its own grey scale: {% for v, col in bound_legend
