@@ -317,10 +317,12 @@ def ranking(df, chemistry: str, material: str, top: int = 15):
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(wide) + 1.2), layout="constrained")
     y = np.arange(len(wide))
     ax.barh(y, wide["proportional"], color=[colour(f) for f in wide.index])
-    ax.errorbar(wide["proportional"], y, xerr=[
-        np.clip(wide["proportional"] - wide["optimistic"], 0, None),
-        np.clip(wide["pessimistic_a"] - wide["proportional"], 0, None)],
-        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    lo, hi = wide["optimistic"].to_numpy(), wide["pessimistic_a"].to_numpy()
+    band = (hi - lo) > 0.2  # as in Fig. 5: no whisker of no width, no cap on the axis
+    ax.hlines(y[band], lo[band], hi[band], colors="black", linewidth=0.8)
+    ax.vlines(hi[band], y[band] - 0.2, y[band] + 0.2, colors="black", linewidth=0.8)
+    low = band & (lo > 0.2)
+    ax.vlines(lo[low], y[low] - 0.2, y[low] + 0.2, colors="black", linewidth=0.8)
     ax.set_yticks(y, wide.index, fontsize=8)
     ax.set_xlabel(f"{chemistry}-{MATERIALS[material]} vulnerability index (%)")
     ax.set_xlim(0, 105)
