@@ -45,10 +45,10 @@ def test_report_is_self_contained(report):
     # nothing fetched: no script, image or stylesheet with a remote address (plotly.js itself
     # mentions map-tile URLs that a Sankey never loads)
     assert not re.search(r"<(script|img|link)\b[^>]*(src|href)=[\"']?(https?:)?//", html)
-    assert html.count("data:image/png;base64,") >= 3  # bars + a stage plot per focal set
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2  # bars, stages
     assert "name: report-test" in html and 'id="provenance"' in html and 'id="solver"' in html
     figs = path.parent / "figures"
-    static = ["vulnerability_bars", "stages_china"]
+    static = ["vulnerability_bars", "stage_contributions"]
     if CHROMIUM:  # kaleido draws the static Sankeys in the installed browser
         static += ["sankey_lithium", "sankey_cobalt"]
     else:  # without one the report says so, and keeps the interactive Sankeys
@@ -239,7 +239,20 @@ def test_provenance_and_the_data_are_tables_not_raw_text(sweep_report):
     rows = dict(re.findall(r"<tr><td>(.*?)</td><td><code>(.*?)</code></td></tr>", prov))
     assert rows["solver highspy"] and rows["input materials.yaml"].startswith("sha256:")
     data = re.search(r'<div id="data-readme">(.*?)</div>', html, re.S).group(1)
-    assert "<table>" in data and "| file |" not in data and "<h1>" in data
+    assert "<table>" in data and "| file |" not in data
+
+
+def test_the_data_section_reads_as_the_docs_site_shows_it(sweep_report):
+    """data/README.md's body as docs/data.md includes it: a fenced block is a code block (no
+    ```bash showing), no path of the developers' machine, headings below the report's h3."""
+    _, out = sweep_report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    data = re.search(r'<div id="data-readme">(.*?)</div>', html, re.S).group(1)
+    assert '<pre><code class="language-bash">chokepoint data import-trademap' in data
+    assert "```" not in data and "../shared" not in html and "--8&lt;--" not in data
+    levels = {int(n) for n in re.findall(r"<h(\d)", data)}
+    assert levels == {4}, levels  # "## The trade table" under "<h3>The data"
+    assert re.search(r"<h3>The data</h3>\s*<div id=\"data-readme\">", html)
 
 
 def test_one_pair_order_everywhere(sweep_report, tmp_path):
@@ -263,3 +276,193 @@ def test_one_pair_order_everywhere(sweep_report, tmp_path):
     assert ranked.returncode == 0, ranked.stderr
     heads = re.findall(r"^(\S+), countries ranked", ranked.stdout, re.M)
     assert heads == ["LFP-Li", "NCM-Li", "NCM-Co", "NCM-Ni", "NCM-Mn"]
+
+
+FAMILIES = """\
+name: report-families
+description: a sweep switching a YAML family on and off, a focal country with no node
+network: {year: 2020, profile: paper}
+pairs: [LFP-lithium, NCM-cobalt]
+stage_contributions: false
+focal:
+  China: [China]
+  Chile: [Chile]
+  Iceland: [Iceland]
+constraints:
+  large_links:
+    title: Large trade links into cathode makers
+    foreach: arcs
+    where: target_stage == cathode_pool and tonnes > 1000
+    equation: touched <= tonnes * (share + focal_source)
+    parameters: {share: 0.5}
+sweep:
+  families.large_links: [true, false]
+"""
+
+
+@pytest.fixture(scope="module")
+def families_report(tmp_path_factory):
+    """A sweep over a user family, run from the command line, with its report."""
+    tmp = tmp_path_factory.mktemp("families-report")
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "run",
+                        str(write_scenario(tmp, FAMILIES)), "--out", str(tmp / "out"),
+                        "--report", "--workers", "1"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    return r, tmp / "out"
+
+
+def _cells(dom: str) -> list[dict]:
+    """Every grid cell of a rendered page: its attributes and text."""
+    out = []
+    for attrs, text in re.findall(r"<td ([^>]*data-focal[^>]*)>([^<]*)</td>", dom):
+        cell = dict(re.findall(r'([\w-]+)="([^"]*)"', attrs))
+        out.append({**cell, "text": text})
+    return out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
+                    "Debian's chromium package)")
+def test_the_rendered_report_marks_cells_0_by_construction_and_names_active_families(
+        families_report, tmp_path):
+    """In Chromium's DOM: exactly the cells of a focal set that owns no node of the pair's
+    network are marked, with the reason on hover; pessimistic B is marked a data-gap bound,
+    with a mark exactly where it is 10 points or more above A; each variant's grid names the
+    user families active in it by title, with their parameters."""
+    import html as html_text
+
+    import xarray as xr
+
+    from chokepoint.api import prepare
+
+    _, out = families_report
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--dump-dom", (out / "report.html").as_uri()], check=True,
+                         timeout=120, capture_output=True, text=True).stdout
+    ds = xr.open_dataset(out / "results.nc", engine="h5netcdf")
+    _, networks, focal_sets = prepare(out.parent / "scenario.yaml")
+    owns = {fs.label: {m for m, n in networks.items() if fs.nodes(n)} for fs in focal_sets}
+    assert owns["Iceland"] == set() and owns["Chile"] == {"lithium"}  # the test's premise
+    material = {"LFP-Li": "lithium", "NCM-Co": "cobalt"}
+    cells = _cells(dom)
+    assert len(cells) == 2 * 3 * 2 * 4  # variants x focal sets x pairs x cases
+    for c in cells:
+        classes = c.get("class", "").split()
+        by_construction = material[c["data-pair"]] not in owns[c["data-focal"]]
+        assert ("construction" in classes) == by_construction, c
+        sel = ds["vi"].isel(variant=int(c["data-variant"])).sel(
+            focal=c["data-focal"], chemistry=c["data-pair"][:3],
+            material=material[c["data-pair"]])
+        if by_construction:
+            why = html_text.unescape(c["title"])
+            assert why == (f"0 by construction: {c['data-focal']} owns no node of the "
+                           f"{material[c['data-pair']]} network, not a finding")
+            assert float(sel.sel(case=c["data-case"])) == 0 and "style" not in c
+        elif c["data-case"] == "pessimistic_b":
+            gap = float(sel.sel(case="pessimistic_b") - sel.sel(case="pessimistic_a"))
+            assert "bound" in classes and ("gap" in classes) == (gap >= 0.10), c
+        else:
+            assert not classes and "hsl(0, 0%" not in c["style"]
+    assert any("gap" in c.get("class", "") for c in cells)  # China's NCM-Co: A 70%, B 100%
+    captions = re.findall(r"<caption>(.*?)</caption>", dom, re.S)
+    assert len(captions) == 2
+    assert "variant 0: families.large_links = on" in captions[0]
+    assert re.search(r'data-family="large_links">Large trade links into cathode makers\s*'
+                     r'<code>large_links\(share=0.5\)</code>', captions[0])
+    assert "variant 1: families.large_links = off" in captions[1]
+    assert "data-family" not in captions[1] and "none (core method" in captions[1]
+    active = re.search(r'<div id="active-families">(.*?)</div>', dom, re.S).group(1)
+    assert "differ by variant" in active
+
+
+def test_the_terminal_says_which_families_each_variant_ran_with(families_report):
+    r, _ = families_report
+    blocks = re.split(r"^(?=variant \d+: )", r.stdout, flags=re.M)[1:]
+    assert blocks[0].startswith("variant 0: families.large_links=on\n"
+                                "  user constraint families active:\n"
+                                "    Large trade links into cathode makers: "
+                                "large_links(share=0.5)\n"
+                                "China: vulnerability index")
+    assert blocks[1].startswith("variant 1: families.large_links=off\n"
+                                "  user constraint families active: none (the core method "
+                                "only)\nChina: vulnerability index")
+
+
+def test_a_single_runs_table_and_report_name_its_families_and_parameters(tmp_path):
+    """Not a sweep: the table opens with the active families, by title, with the parameters
+    the run used (a --set value, not the default); a core run's table does not."""
+    body = FAMILIES.split("sweep:")[0].replace("  Chile: [Chile]\n", "").replace(
+        "  Iceland: [Iceland]\n", "").replace("NCM-cobalt", "NCM-lithium")
+    scen = write_scenario(tmp_path, body)
+    r = subprocess.run([sys.executable, "-m", "chokepoint.cli", "run", str(scen), "--out",
+                        str(tmp_path / "out"), "--report", "--set",
+                        "parameters.large_links.share=0.25"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    at = r.stdout.index("user constraint families active:")  # after the solver's banner
+    assert "vulnerability index" not in r.stdout[:at]
+    assert r.stdout[at:].startswith("user constraint families active:\n"
+                               "  Large trade links into cathode makers: "
+                               "large_links(share=0.25)\n\nChina: vulnerability index")
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    active = re.search(r'<div id="active-families">(.*?)</div>', html, re.S).group(1)
+    assert re.search(r'data-family="large_links"><b>Large trade links into cathode makers</b>'
+                     r':\s*<code>large_links\(share=0.25\)</code>, in Optimistic, Pessimistic A,'
+                     r' Pessimistic B; rows: lithium \d+</li>', active)
+    core = run(write_scenario(tmp_path, body.split("constraints:")[0], "core.yaml"),
+               write_files=False)
+    assert core.table.startswith("China: vulnerability index")
+
+
+def test_fig5_draws_no_baseline_dashes_no_crowded_markers_and_no_title(report):
+    """Whiskers only where optimistic and pessimistic A differ, no cap on the baseline,
+    pessimistic B as one bar-wide dash where it is above A, and no title repeating the
+    report's heading."""
+    from matplotlib.collections import LineCollection
+
+    res, _ = report
+    ds = res.dataset
+    fig = figures.vulnerability_bars(ds)
+    ax = fig.axes[0]
+    assert ax.get_title() == "" and not [line for line in ax.lines if line.get_marker() == "v"]
+    segments = [seg for coll in ax.collections if isinstance(coll, LineCollection)
+                for seg in coll.get_segments()]
+    flat = [seg for seg in segments if abs(seg[0][1] - seg[1][1]) < 1e-9]  # caps, B dashes
+    assert flat and all(seg[0][1] > 0.2 for seg in flat), "a dash on the baseline"
+    b = ds["vi"].sel(case="pessimistic_b", material=["lithium", "cobalt"]) * 100
+    a = ds["vi"].sel(case="pessimistic_a", material=["lithium", "cobalt"]) * 100
+    dashes = [seg for seg in flat if seg[0][1] >= 99.99]
+    assert len(dashes) == int(((b >= 99.99) & (b > a + 0.2)).sum())
+    width = 0.8 / ds.sizes["focal"]
+    assert all(abs((s[1][0] - s[0][0]) - 0.84 * width) < 1e-9 for s in dashes)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_the_stage_heat_map_hatches_cells_0_by_construction(report):
+    """One heat map: a cell per focal set, pair and step, labelled with the proportional
+    index at that step, hatched grey where the focal set owns no node of the network."""
+    from matplotlib.patches import Rectangle
+
+    res, _ = report
+    ds = res.dataset
+    owns = {"China": {"lithium", "cobalt"}, "Chile": {"lithium"}}
+    fig = figures.stage_contributions(ds, owns=owns)
+    ax = fig.axes[0]
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch()]
+    assert len(hatched) == 3  # Chile x NCM-Co x 3 steps
+    assert {p.get_y() + 0.5 for p in hatched} == {1}  # the row of Chile
+    labels = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+              for t in ax.texts}
+    steps = list(ds.stage.values)
+    for i, f in enumerate(["China", "Chile"]):
+        for g, (c, m) in enumerate([("LFP", "lithium"), ("NCM", "cobalt")]):
+            for k, s in enumerate(steps):
+                v = float(ds.vi_cumulative.sel(focal=f, chemistry=c, material=m,
+                                               case="proportional", stage=s)) * 100
+                cell = labels.get((i, g * len(steps) + k))
+                assert cell == (None if m not in owns[f] else f"{v:.0f}")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

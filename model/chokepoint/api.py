@@ -21,7 +21,7 @@ from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
 from .lp.extensions import check_selection
 from .network import Network
 from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
-from .outputs.results import table, to_dataset, write
+from .outputs.results import families_text, table, to_dataset, write
 from .runs.scenario import Scenario, load_scenario
 from .runs.sweep import swept_name
 
@@ -64,8 +64,9 @@ def vulnerability(
                       decompose=stage_contributions, progress=progress, families=families,
                       parameters=parameters, options=solver_options, blocs=blocs)
     return to_dataset(indices, {"solver": solver, "solver_options": dict(solver_options or {}),
-                                "constraint_families": [f.describe(parameters)
-                                                        for f in families]})
+                                "constraint_families": [
+                                    {**f.describe(parameters), "call": _call(f, parameters)}
+                                    for f in families]})
 
 
 @dataclass
@@ -80,17 +81,27 @@ class RunResult:
     @property
     def table(self) -> str:
         """Table 2-shaped text; per variant for a sweep, at the central sample for a
-        sensitivity run (its quantiles are in the dataset and sensitivity_summary.csv)."""
+        sensitivity run (its quantiles are in the dataset and sensitivity_summary.csv). A run
+        with user constraint families says which, by title and with their parameters; a
+        sweep's block says those of its variant."""
         vul = self.indices.vulnerability
         if "sample" in vul:
             vul = vul[vul["sample"] == 0].drop(columns="sample")
         if "variant" not in vul:
             head = "central values (sample 0)\n" if "sample" in self.indices.vulnerability \
                 else ""
-            return head + table(vul)
+            fams = json.loads(self.dataset.attrs.get("constraint_families", "[]"))
+            return families_text(fams, "user constraint families active") + head + table(vul)
         labels = self.dataset["variant_label"].values
-        return "\n".join(f"variant {v}: {labels[v]}\n" + table(block.drop(columns="variant"))
-                         for v, block in vul.groupby("variant", sort=True))
+        per_variant = json.loads(self.dataset.attrs.get("variant_families", "null"))
+        if per_variant is None or not any(per_variant):  # no variant has a user family
+            per_variant = None
+        return "\n".join(
+            f"variant {v}: {labels[v]}\n"
+            + (families_text(per_variant[int(v)], "  user constraint families active", True)
+               if per_variant else "")
+            + table(block.drop(columns="variant"))
+            for v, block in vul.groupby("variant", sort=True))
 
 
 def prepare(scenario: Scenario | str | Path):
@@ -125,7 +136,7 @@ def _attrs(scenario: Scenario, networks: Mapping[str, Network], focal_sets,
         "description": spec.description,
         "solver": spec.solver,
         "solver_options": spec.solver_options,
-        "constraint_families": [{**f.describe(parameters),
+        "constraint_families": [{**f.describe(parameters), "call": _call(f, parameters),
                                  "rows": getattr(scenario, "family_rows", {}).get(f.name)}
                                 for f in families],
         "extensions": [e.describe() for e in loaded],
@@ -181,6 +192,21 @@ def _notes(scenario: Scenario, variants) -> list[str]:
             if note not in notes:
                 notes.append(note)
     return notes
+
+
+def _call(family: ConstraintFamily, parameters) -> str:
+    """``name(p=v, ...)``: the family with the parameter values of the run."""
+    from .lp.families import parameter_text
+
+    return f"{family.name}({parameter_text(family, parameters)})"
+
+
+def _families_of(scenario: Scenario) -> list[dict]:
+    """The user families a (variant's) scenario makes active: name, title, cases and the call
+    with its parameter values."""
+    families, parameters, _ = scenario.user_families()
+    return [{"name": f.name, "title": f.title, "call": _call(f, parameters),
+             "cases": [c.value for c in Case if c in f.cases]} for f in families]
 
 
 def _active(scenario: Scenario) -> str:
@@ -272,6 +298,9 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
             _active(Scenario(v.spec, scenario.path, {})) for v in variants]))
         ds["active_families"].attrs["description"] = (
             "the user constraint families active in the variant, with their parameters")
+    if len(variants) > 1:  # which families each variant ran with, for its table and grid
+        ds.attrs["variant_families"] = json.dumps(
+            [_families_of(Scenario(v.spec, scenario.path, {})) for v in variants])
     written = None
     extra = None
     from .outputs.report import warnings_for

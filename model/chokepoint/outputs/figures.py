@@ -8,6 +8,7 @@ country looks the same in every figure, material and run.
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,10 +26,11 @@ from ..cases import CASES, Case  # noqa: E402
 from ..chemistry import MATERIALS  # noqa: E402
 from ..network import Network, Stage  # noqa: E402
 
-#: Colours of the countries that dominate the figures, as the paper's readers know them.
+#: Colours of the countries that dominate the figures, as the paper's readers know them (no
+#: grey: grey is uncertain sources and sinks in the Sankeys and the B bound in Fig. 5).
 NAMED = {"CHN": "#d62728", "AUS": "#e6a817", "CHL": "#1f77b4", "ARG": "#17becf",
          "COD": "#8c564b", "RUS": "#9467bd", "ZAF": "#2ca02c", "IDN": "#ff7f0e",
-         "JPN": "#e377c2", "KOR": "#7f7f7f", "USA": "#393b79", "FIN": "#637939",
+         "JPN": "#e377c2", "KOR": "#00798c", "USA": "#393b79", "FIN": "#637939",
          "PHL": "#8c6d31", "CAN": "#843c39", "BRA": "#7b4173", "GAB": "#5254a3",
          "NCL": "#bd9e39", "BEL": "#ad494a", "NOR": "#3182bd", "MAR": "#31a354"}
 PALETTE = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20b").colors] + \
@@ -36,8 +38,6 @@ PALETTE = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20b").colors] +
 UNCERTAIN_COLOUR = "#b0b0b0"
 SINK_COLOUR = "#d9d9d9"
 PRODUCT_COLOUR = "#222222"
-CASE_COLOURS = {Case.PROPORTIONAL: "#1f77b4", Case.OPTIMISTIC: "#2ca02c",
-                Case.PESSIMISTIC_A: "#ff7f0e", Case.PESSIMISTIC_B: "#d62728"}
 #: Sankey column of each stage (0 = left).
 COLUMN = {Stage.MINE: 0.0, Stage.RECYCLING: 0.0, Stage.UNCERTAIN_SOURCE: None,
           Stage.REFINING_POOL: 0.25, Stage.REFINING: 0.45, Stage.PRECURSOR: 0.55,
@@ -161,13 +161,38 @@ def _pair_labels(ds: xr.Dataset) -> list[tuple[str, str]]:
             if m != "all" and bool(ds.vi.sel(chemistry=c, material=m).notnull().any())]
 
 
+def _vi_colour(share: float) -> tuple[float, float, float]:
+    """White at 0%, deep red at 100%: the one colour scale of an index value, in the report's
+    grid and in the stage heat map alike."""
+    light = 0.97 - 0.52 * max(0.0, min(1.0, share))
+    return colorsys.hls_to_rgb(4 / 360, light, 0.75)
+
+
+def vi_colour(share: float) -> str:
+    """The colour of an index value (a fraction, 0..1) as ``#rrggbb``."""
+    return matplotlib.colors.to_hex(_vi_colour(share))
+
+
+#: The index value scale as a colormap (0..100 %).
+VI_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list(
+    "chokepoint_vi", [_vi_colour(x / 20) for x in range(21)])
+#: Cells that are 0 by construction (the focal set owns no node of the network).
+CONSTRUCTION_COLOUR = "#e4e4e4"
+#: The pessimistic-B bound: a neutral grey, so that a data-gap bound never reads as a country.
+BOUND_COLOUR = "#555555"
+
+
 def vulnerability_bars(ds: xr.Dataset, focal: list[str] | None = None):
-    """The paper's Fig. 5: proportional bars, optimistic..pessimistic A error bars, a marker at
-    pessimistic B; grouped by pair, one bar per focal set in its country's colour."""
+    """The paper's Fig. 5: proportional bars, optimistic..pessimistic A whiskers, a grey dash
+    at pessimistic B where it is above A; grouped by pair, one bar per focal set in its
+    country's colour (colour means country here, as in the Sankeys)."""
+    from matplotlib.lines import Line2D
+
     focal = focal or list(ds.focal.values)
     pairs = _pair_labels(ds)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(pairs) + 2), 4.2), layout="constrained")
     width = 0.8 / len(focal)
+    handles = []
     for j, f in enumerate(focal):
         x = np.arange(len(pairs)) + (j - (len(focal) - 1) / 2) * width
         sel = [ds.vi.sel(focal=f, chemistry=c, material=m) * 100 for c, m in pairs]
@@ -176,42 +201,88 @@ def vulnerability_bars(ds: xr.Dataset, focal: list[str] | None = None):
         hi = np.array([float(s.sel(case="pessimistic_a")) for s in sel])
         b = np.array([float(s.sel(case="pessimistic_b")) for s in sel])
         c = colour(f)
-        ax.bar(x, p, width * 0.9, color=c, label=f, edgecolor="white", linewidth=0.4)
-        ax.errorbar(x, p, yerr=[np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)],
-                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
-        ax.plot(x, b, linestyle="none", marker="v", markersize=4, color="black")
+        handles.append(ax.bar(x, p, width * 0.9, color=c, label=f, edgecolor="white",
+                              linewidth=0.4))
+        # whiskers drawn as lines with caps only at ends off the baseline: a band of no
+        # width, or a cap at 0 under a zero bar, would draw dashes along the baseline
+        band = (hi - lo) > 0.2
+        cap = min(0.3 * width, 0.08)
+        ax.vlines(x[band], lo[band], hi[band], colors="black", linewidth=0.8)
+        ax.hlines(hi[band], x[band] - cap, x[band] + cap, colors="black", linewidth=0.8)
+        low = band & (lo > 0.2)
+        ax.hlines(lo[low], x[low] - cap, x[low] + cap, colors="black", linewidth=0.8)
+        # B as a dash as wide as the bar (triangles of a fixed size crowd along 100% when
+        # bars are thin); where B equals A the whisker's top already shows it
+        above = b > hi + 0.2
+        ax.hlines(b[above], x[above] - width * 0.42, x[above] + width * 0.42,
+                  colors=BOUND_COLOUR, linewidth=1.6, clip_on=False)
     ax.set_xticks(np.arange(len(pairs)), [f"{c}-{MATERIALS[m]}" for c, m in pairs])
     ax.set_ylabel("vulnerability index (% of cathode output)")
-    ax.set_ylim(0, 105)
-    ax.set_title("Vulnerability by focal set\nbar: proportional; whiskers: optimistic to "
-                 "pessimistic A; ▼ pessimistic B", fontsize=10)
-    ax.legend(fontsize=7, ncols=min(5, len(focal)), loc="upper center",
-              bbox_to_anchor=(0.5, -0.08), frameon=False)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(-0.5, len(pairs) - 0.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    key = [Line2D([], [], color="black", linewidth=0.8, marker="_", markersize=6,
+                  label="whisker: optimistic to pessimistic A"),
+           Line2D([], [], color=BOUND_COLOUR, linewidth=1.6,
+                  label="dash: pessimistic B, where above A (data-gap bound)")]
+    ax.legend(handles=handles + key, fontsize=7, ncols=min(5, len(focal) + 2),
+              loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False,
+              title="bar: proportional, coloured by focal set", title_fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-def stage_contributions(ds: xr.Dataset, focal: str):
-    """The paper's Fig. 4, simplified: cumulative index as each stage is counted (cathode,
-    + refining, + mining), one panel per pair, one line per case."""
+STEP_NAMES = {"cathode": "cathode", "refining": "+ refining", "mining": "+ mining"}
+
+
+def stage_contributions(ds: xr.Dataset, case: str = "proportional",
+                        owns: dict[str, set[str]] | None = None):
+    """The paper's Fig. 4 as one heat map: a row per focal set, a column group per pair, in
+    each group the index with the focal set counted at the cathode stage, then also at
+    refining, then also at mining (the index itself); colour is the index value on the grid's
+    scale. ``owns`` maps a focal set to the materials of which it owns a node; a pair of
+    another material is hatched grey (0 by construction)."""
+    from matplotlib.patches import Rectangle
+
     pairs = _pair_labels(ds)
-    fig, axes = plt.subplots(1, len(pairs), figsize=(2.3 * len(pairs) + 1, 2.8),
-                             sharey=True, layout="constrained", squeeze=False)
-    stages = list(ds.stage.values)
-    names = {"cathode": "cathode", "refining": "+ refining", "mining": "+ mining"}
-    for ax, (c, m) in zip(axes[0], pairs):
-        for case in Case:
-            if case.value not in ds.case.values:
+    focal = [str(f) for f in ds.focal.values]
+    stages = [str(s) for s in ds.stage.values]
+    k = len(stages)
+    data = np.array([[float(ds.vi_cumulative.sel(focal=f, chemistry=c, material=m, case=case,
+                                                 stage=s)) * 100
+                      for c, m in pairs for s in stages] for f in focal])
+    cols = len(pairs) * k
+    fig, ax = plt.subplots(figsize=(0.42 * cols + 2.6, 0.3 * len(focal) + 1.5),
+                           layout="constrained")
+    im = ax.imshow(np.nan_to_num(data), cmap=VI_CMAP, vmin=0, vmax=100, aspect="auto",
+                   interpolation="nearest")
+    for i, f in enumerate(focal):
+        for j in range(cols):
+            c, m = pairs[j // k]
+            if owns is not None and m not in owns.get(f, {m}):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=CONSTRUCTION_COLOUR,
+                                       hatch="////", edgecolor="#b5b5b5", linewidth=0))
                 continue
-            y = ds.vi_cumulative.sel(focal=focal, chemistry=c, material=m, case=case.value) * 100
-            ax.plot(range(len(stages)), y.values, marker="o", markersize=3,
-                    color=CASE_COLOURS[case], label=CASES[case].title.split(" (")[0])
-        ax.set_xticks(range(len(stages)), [names.get(s, s) for s in stages], fontsize=7)
-        ax.set_title(f"{c}-{MATERIALS[m]}", fontsize=9)
-        ax.set_ylim(0, 105)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{focal}: cumulative VI (%)")
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+            v = data[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if v > 60 else "#222")
+    for g in range(1, len(pairs)):  # white rules between pairs
+        ax.axvline(g * k - 0.5, color="white", linewidth=3)
+    ax.set_yticks(range(len(focal)), focal, fontsize=8)
+    ax.set_xticks(range(cols), [STEP_NAMES.get(s, s) for _ in pairs for s in stages],
+                  rotation=90, fontsize=6.5)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([g * k + (k - 1) / 2 for g in range(len(pairs))],
+                   [f"{c}-{MATERIALS[m]}" for c, m in pairs], fontsize=8)
+    top.tick_params(length=0)
+    ax.tick_params(length=0)
+    for spine in [*ax.spines.values(), *top.spines.values()]:
+        spine.set_visible(False)
+    bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
+    bar.set_label(f"{CASES[Case(case)].title.split(' (')[0]} index (%), "
+                  "focal set counted from the cathode stage upstream", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return fig
 
 
@@ -246,10 +317,12 @@ def ranking(df, chemistry: str, material: str, top: int = 15):
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(wide) + 1.2), layout="constrained")
     y = np.arange(len(wide))
     ax.barh(y, wide["proportional"], color=[colour(f) for f in wide.index])
-    ax.errorbar(wide["proportional"], y, xerr=[
-        np.clip(wide["proportional"] - wide["optimistic"], 0, None),
-        np.clip(wide["pessimistic_a"] - wide["proportional"], 0, None)],
-        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    lo, hi = wide["optimistic"].to_numpy(), wide["pessimistic_a"].to_numpy()
+    band = (hi - lo) > 0.2  # as in Fig. 5: no whisker of no width, no cap on the axis
+    ax.hlines(y[band], lo[band], hi[band], colors="black", linewidth=0.8)
+    ax.vlines(hi[band], y[band] - 0.2, y[band] + 0.2, colors="black", linewidth=0.8)
+    low = band & (lo > 0.2)
+    ax.vlines(lo[low], y[low] - 0.2, y[low] + 0.2, colors="black", linewidth=0.8)
     ax.set_yticks(y, wide.index, fontsize=8)
     ax.set_xlabel(f"{chemistry}-{MATERIALS[material]} vulnerability index (%)")
     ax.set_xlim(0, 105)

@@ -138,6 +138,17 @@ def paper_order(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
 
 
+def families_text(families: list[dict], head: str, none: bool = False) -> str:
+    """Lines naming the user constraint families of a run (records as results.nc keeps them:
+    ``title`` and ``call``, ``name(p=v, ...)``), or ``none`` says there are none."""
+    if not families:
+        return f"{head}: none (the core method only)\n" if none else ""
+    indent = " " * (len(head) - len(head.lstrip()) + 2)
+    return (f"{head}:\n" + "".join(
+        f"{indent}{f['title']}: {f.get('call') or f['name']}\n" for f in families)
+            + ("" if none else "\n"))
+
+
 def table(vulnerability: pd.DataFrame) -> str:
     """The paper's Table 2 shape: per focal set, pairs as rows, cases as columns, percent."""
     df = vulnerability.copy()
