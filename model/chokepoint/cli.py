@@ -526,8 +526,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stopped(e: BaseException) -> int:
     """Ctrl-C or SIGTERM: one line saying what was kept; exit 130 or 143."""
+    from .runs.sweep import interrupted_message
+
     kept = getattr(e, "saved", None)
-    what = f"{kept} of {e.total} tasks saved, re-run to resume" if kept is not None \
+    what = interrupted_message(kept, e.total, e.written) if kept is not None \
         else "nothing written"
     terminated = (STOP_SIGNAL and STOP_SIGNAL[0] == signal.SIGTERM) or isinstance(e, _Terminated)
     print(f"chokepoint: {'terminated' if terminated else 'interrupted'}; {what}",
