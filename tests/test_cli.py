@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -206,3 +207,41 @@ def test_close_imbalances_reads_an_unbalanced_network(tmp_path):
 def test_a_bad_set_is_blamed_on_the_command_line_not_the_file(setting, message):
     r = run_cli("validate", "paper_2020", "--set", setting)
     assert r.returncode == 1 and message in r.stderr and "paper_2020.yaml:" not in r.stderr
+
+
+def test_init_gives_a_commented_scaffold_that_runs_as_it_is(tmp_path):
+    study = tmp_path / "study"
+    r = run_cli("init", study, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in study.iterdir()) == ["blocs.yaml", "rules.py", "scenario.yaml"]
+    text = (study / "scenario.yaml").read_text(encoding="utf-8")
+    rules = (study / "rules.py").read_text(encoding="utf-8")
+    assert "Table 2" not in text and "paper-2020" not in text
+    # each thing a newcomer looks for is there: a Python family selecting by owner and stage,
+    # a YAML family with group_by, a bloc and a data condition, a parameter sweep, an edit
+    assert "m.owner[" in rules and "m.stage[" in rules and "extensions: [rules.py]" in text
+    assert re.search(r"group_by: \[\w+\]", text) and "bloc(" in text and "tonnes >" in text
+    assert re.search(r"^sweep:\n  parameters\.", text, re.M)
+    assert re.search(r"^#edits:\n#  - \{kind: ", text, re.M)
+    # as it is: every feature on but the edit; the sweep's two values give different bounds
+    r = run_cli("run", study / "scenario.yaml", "--quiet", "--no-progress", "--workers", "2",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(tmp_path / "results" / "my-scenario" / "results.nc",
+                         engine="h5netcdf") as ds:
+        assert ds.sizes["variant"] == 2
+        families = {f["name"] for f in json.loads(ds.attrs["constraint_families"])}
+        assert families == {"cross_border_refined", "fta_cathode_intake"}
+        worst = ds.vi.sel(case="pessimistic_a").to_series().dropna().unstack("variant")
+        assert len(worst) == 12  # 3 focal sets x (3 pairs and NCM's aggregate)
+        assert (worst[0] <= worst[1] + 1e-9).all() and (worst[0] < worst[1] - 1e-6).any()
+    # the commented-out edit is valid once its `#` is removed
+    edited = re.sub(r"^#(?=\S|  - )", "", text, flags=re.M)
+    assert "\nedits:\n  - {kind: scale_production" in edited
+    (study / "scenario.yaml").write_text(edited, encoding="utf-8")
+    r = run_cli("validate", study / "scenario.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # a second init into the same folder changes nothing
+    r = run_cli("init", study, cwd=tmp_path)
+    assert r.returncode == 1 and "already there" in r.stderr
+    assert rules == (study / "rules.py").read_text(encoding="utf-8")

@@ -112,9 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="FILE")
     _scenario_options(ex)
 
-    it = sub.add_parser("init", help="copy an example scenario and the blocs file into a "
-                        "folder, to edit and run")
-    it.add_argument("folder", help="where to put scenario.yaml and blocs.yaml (made if absent)")
+    it = sub.add_parser("init", help="start a study: a commented scenario that runs as it is, "
+                        "with a constraint family in Python (rules.py) and one in YAML, a "
+                        "parameter sweep and an edit to start from, and the blocs file")
+    it.add_argument("folder", help="where to put scenario.yaml, rules.py and blocs.yaml (made "
+                    "if absent)")
 
     mt = sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the "
                         "README), with a scenario's own constraint families when given")
@@ -404,23 +406,23 @@ def _init(args) -> int:
     from pathlib import Path
 
     from .publish import check_path, write_file
-    from .shipped import scenarios_dir
+    from .shipped import scaffold_dir, scenarios_dir
 
     folder = check_path(args.folder)
-    copies = {"scenario.yaml": scenarios_dir() / "paper_2020.yaml",
+    copies = {"scenario.yaml": scaffold_dir() / "scenario.yaml",
+              "rules.py": scaffold_dir() / "rules.py",
               "blocs.yaml": scenarios_dir() / "blocs.yaml"}
-    there = [n for n in copies if (folder / n).exists()]
+    there = [n for n in copies if (folder / n).exists() or (folder / n).is_symlink()]
     if there:
         raise ChokepointError(f"{args.folder}: {', '.join(there)} already there; choose an "
                               "empty folder (nothing was changed)")
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in copies.items():
-        text = source.read_text(encoding="utf-8")
-        if name == "scenario.yaml":
-            text = text.replace("name: paper-2020", "name: my-scenario", 1)
-        write_file(folder / name, text)
-    print(f"wrote {Path(args.folder) / 'scenario.yaml'} and blocs.yaml; edit them, then: "
-          f"chokepoint run {Path(args.folder) / 'scenario.yaml'}")
+        write_file(folder / name, source.read_text(encoding="utf-8"))
+    scenario = Path(args.folder) / "scenario.yaml"
+    print(f"wrote {scenario}, rules.py and blocs.yaml: a scenario with a rule in Python, one "
+          f"in YAML, a parameter sweep and an edit to start from, each commented; run it with: "
+          f"chokepoint run {scenario}")
     return 0
 
 
