@@ -13,7 +13,7 @@ import xarray as xr
 
 from chokepoint.network import Network
 
-from conftest import TINY_ARCS, TINY_SCENARIO, write_scenario
+from conftest import ROOT, TINY_ARCS, TINY_SCENARIO, write_scenario
 
 
 def run_cli(*args, cwd=None):
@@ -245,3 +245,48 @@ def test_init_gives_a_commented_scaffold_that_runs_as_it_is(tmp_path):
     r = run_cli("init", study, cwd=tmp_path)
     assert r.returncode == 1 and "already there" in r.stderr
     assert rules == (study / "rules.py").read_text(encoding="utf-8")
+
+
+def _bare(text: str) -> str:
+    """Text without whitespace: --help wraps lines (at spaces and hyphens), the page does not."""
+    return re.sub(r"\s+", "", text)
+
+
+def test_the_cli_reference_is_generated_and_agrees_with_help():
+    import importlib.util
+
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert "<!-- generated: cli -->" in page
+    assert not re.search(r"^\| `chokepoint", page, re.M), "a hand-written command table"
+    spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    site = hooks.on_page_markdown(page, None, None, None)  # what the docs site shows
+    parts = re.split(r"^### `(chokepoint[^`]*)`$", site, flags=re.M)
+    sections = dict(zip(parts[1::2], parts[2::2]))
+    assert {"chokepoint run", "chokepoint init", "chokepoint export-lp", "chokepoint math",
+            "chokepoint bench", "chokepoint data import-trademap",
+            "chokepoint data check"} <= set(sections)
+    bench = sections["chokepoint bench"]
+    assert all(f"`{opt}`" in bench for opt in ("--families SCENARIO", "--chain-sizes N [N ...]",
+                                                "--flows FILE"))
+    assert "chain:" in bench
+    top = run_cli("--help")
+    assert top.returncode == 0, top.stderr
+    for words, section in sections.items():
+        res = run_cli(*words.split()[1:], "--help")
+        assert res.returncode == 0, res.stderr
+        shown = _bare(res.stdout)
+        # the page's usage, description and every argument with its meaning are --help's
+        usage = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+        assert _bare(usage) in shown, words
+        description = section.split("```text")[0]
+        assert _bare(description) in shown, words
+        rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", section, re.M)
+        assert len(rows) == len(re.findall(r"^  (?:-|\w)", res.stdout.split("\n\n", 2)[-1],
+                                           re.M)) - 1, words  # -1: --help itself
+        for flag, meaning in rows:
+            assert _bare(flag) in shown and _bare(meaning) in shown.replace("|", "/"), \
+                (words, flag)
+        assert words.split()[1] in top.stdout  # and the command is listed by chokepoint --help
+    assert "README" not in run_cli("math", "--help").stdout
