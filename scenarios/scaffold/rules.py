@@ -17,9 +17,9 @@ import chokepoint
 # bounds (optimistic, pessimistic A and B) unless `cases=[...]` says otherwise.
 @chokepoint.constraint_family("Refined material crossing a border", parameters={"share": 0.5})
 def cross_border_refined(m, share):
-    r"""x_a \le v_a (f_{\mathrm{src}(a)} + \sigma) \quad \forall a:\ \mathrm{refiner} \to \mathrm{foreign\ cathode\ pool}
-    Refined material a refiner ships to another country's cathode makers is touched on at most
-    a share of its tonnage, unless the refiner itself is focal."""
+    r"""x_a \le v_a (f_{\mathrm{src}(a)} + \sigma) \quad \forall a \in A^{\mathrm{cross}}
+    Refined material a refiner ships to another country's cathode makers (the arcs
+    A^cross) is touched on at most a share of its tonnage, unless the refiner is focal."""
     # select by what each node is (owner, stage), never by parsing node names
     arcs = [(s, t) for s, t in m.arcs
             if m.stage[s] == "refining" and m.stage[t] == "cathode_pool"
