@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import xarray as xr
 
 from chokepoint.network import Network
 
-from conftest import TINY_ARCS, TINY_SCENARIO, write_scenario
+from conftest import ROOT, TINY_ARCS, TINY_SCENARIO, write_scenario
 
 
 def run_cli(*args, cwd=None):
@@ -206,3 +207,86 @@ def test_close_imbalances_reads_an_unbalanced_network(tmp_path):
 def test_a_bad_set_is_blamed_on_the_command_line_not_the_file(setting, message):
     r = run_cli("validate", "paper_2020", "--set", setting)
     assert r.returncode == 1 and message in r.stderr and "paper_2020.yaml:" not in r.stderr
+
+
+def test_init_gives_a_commented_scaffold_that_runs_as_it_is(tmp_path):
+    study = tmp_path / "study"
+    r = run_cli("init", study, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in study.iterdir()) == ["blocs.yaml", "rules.py", "scenario.yaml"]
+    text = (study / "scenario.yaml").read_text(encoding="utf-8")
+    rules = (study / "rules.py").read_text(encoding="utf-8")
+    assert "Table 2" not in text and "paper-2020" not in text
+    # each thing a newcomer looks for is there: a Python family selecting by owner and stage,
+    # a YAML family with group_by, a bloc and a data condition, a parameter sweep, an edit
+    assert "m.owner[" in rules and "m.stage[" in rules and "extensions: [rules.py]" in text
+    assert re.search(r"group_by: \[\w+\]", text) and "bloc(" in text and "tonnes >" in text
+    assert re.search(r"^sweep:\n  parameters\.", text, re.M)
+    assert re.search(r"^#edits:\n#  - \{kind: ", text, re.M)
+    # as it is: every feature on but the edit; the sweep's two values give different bounds
+    r = run_cli("run", study / "scenario.yaml", "--quiet", "--no-progress", "--workers", "2",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(tmp_path / "results" / "my-scenario" / "results.nc",
+                         engine="h5netcdf") as ds:
+        assert ds.sizes["variant"] == 2
+        families = {f["name"] for f in json.loads(ds.attrs["constraint_families"])}
+        assert families == {"cross_border_refined", "fta_cathode_intake"}
+        worst = ds.vi.sel(case="pessimistic_a").to_series().dropna().unstack("variant")
+        assert len(worst) == 12  # 3 focal sets x (3 pairs and NCM's aggregate)
+        assert (worst[0] <= worst[1] + 1e-9).all() and (worst[0] < worst[1] - 1e-6).any()
+    # the commented-out edit is valid once its `#` is removed
+    edited = re.sub(r"^#(?=\S|  - )", "", text, flags=re.M)
+    assert "\nedits:\n  - {kind: scale_production" in edited
+    (study / "scenario.yaml").write_text(edited, encoding="utf-8")
+    r = run_cli("validate", study / "scenario.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # a second init into the same folder changes nothing
+    r = run_cli("init", study, cwd=tmp_path)
+    assert r.returncode == 1 and "already there" in r.stderr
+    assert rules == (study / "rules.py").read_text(encoding="utf-8")
+
+
+def _bare(text: str) -> str:
+    """Text without whitespace: --help wraps lines (at spaces and hyphens), the page does not."""
+    return re.sub(r"\s+", "", text)
+
+
+def test_the_cli_reference_is_generated_and_agrees_with_help():
+    import importlib.util
+
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert "<!-- generated: cli -->" in page
+    assert not re.search(r"^\| `chokepoint", page, re.M), "a hand-written command table"
+    spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    site = hooks.on_page_markdown(page, None, None, None)  # what the docs site shows
+    parts = re.split(r"^### `(chokepoint[^`]*)`$", site, flags=re.M)
+    sections = dict(zip(parts[1::2], parts[2::2]))
+    assert {"chokepoint run", "chokepoint init", "chokepoint export-lp", "chokepoint math",
+            "chokepoint bench", "chokepoint data import-trademap",
+            "chokepoint data check"} <= set(sections)
+    bench = sections["chokepoint bench"]
+    assert all(f"`{opt}`" in bench for opt in ("--families SCENARIO", "--chain-sizes N [N ...]",
+                                                "--flows FILE"))
+    assert "chain:" in bench
+    top = run_cli("--help")
+    assert top.returncode == 0, top.stderr
+    for words, section in sections.items():
+        res = run_cli(*words.split()[1:], "--help")
+        assert res.returncode == 0, res.stderr
+        shown = _bare(res.stdout)
+        # the page's usage, description and every argument with its meaning are --help's
+        usage = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+        assert _bare(usage) in shown, words
+        description = section.split("```text")[0]
+        assert _bare(description) in shown, words
+        rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", section, re.M)
+        assert len(rows) == len(re.findall(r"^  (?:-|\w)", res.stdout.split("\n\n", 2)[-1],
+                                           re.M)) - 1, words  # -1: --help itself
+        for flag, meaning in rows:
+            assert _bare(flag) in shown and _bare(meaning) in shown.replace("|", "/"), \
+                (words, flag)
+        assert words.split()[1] in top.stdout  # and the command is listed by chokepoint --help
+    assert "README" not in run_cli("math", "--help").stdout

@@ -187,11 +187,64 @@ def test_changed_flows_between_interrupt_and_resume_are_not_mixed(tmp_path):
     res = cli("run", scen, "--out", out, "--quiet", "--no-progress", "--workers", "1",
               cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "the inputs changed since the interrupted run" in res.stderr
+    assert "the inputs changed since an earlier run stopped unfinished: its" in res.stderr
     fresh = cli("run", scen, "--out", tmp_path / "fresh", "--quiet", "--no-progress",
                 "--workers", "1", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
     assert (out / "results.nc").read_bytes() == (tmp_path / "fresh" / "results.nc").read_bytes()
+
+
+TINY_SWEEP = TINY_SCENARIO + """\
+sweep:
+  stage_contributions: [true, false]
+"""
+
+
+def test_an_interrupt_while_results_are_written_keeps_every_part(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SWEEP)
+    out = tmp_path / "out"
+    run = Run("report", scen, "--out", out, "--quiet", "--no-progress", "--workers", "1",
+              cwd=tmp_path)
+    # every task is done and the results are being written (the report is drawn last)
+    run.wait_for(lambda: any(tmp_path.glob(".out.staging-*/results.nc")))
+    rc, _, err = run.stop(signal.SIGINT)
+    assert rc == 130, err
+    assert err.strip() == ("chokepoint: interrupted; all 2 tasks saved but the results not "
+                           "written: re-run to write them from the saved tasks"), err
+    assert len(list(parts_dir(out).glob("*.json"))) == 2
+    assert not out.exists() and not any(tmp_path.glob(".out.staging-*"))
+    res = cli("report", scen, "--out", out, "--quiet", "--no-progress", "--workers", "1",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "resuming: 2 of 2 tasks were saved by an earlier run" in res.stderr
+    assert (out / "report.html").is_file() and not parts_dir(out).exists()
+
+
+FAILING = TINY_SWEEP + """\
+constraints:
+  nothing_touched:
+    title: Nothing touched becomes LFP
+    cases: [pessimistic_a]
+    foreach: arcs
+    where: target == LFP
+    equation: touched <= 0
+families: {nothing_touched: true}
+"""
+
+
+def test_a_failed_run_leaves_no_parts_and_no_note_for_the_next(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, FAILING)
+    out = tmp_path / "out"
+    res = cli("run", scen, "--out", out, "--quiet", "--workers", "1", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "0 of 2 tasks saved" in res.stderr, res.stderr
+    assert not parts_dir(out).exists() and not out.exists()
+    # the user corrects the scenario and runs again: nothing to resume, nothing to note
+    write_scenario(tmp_path, FAILING.replace("nothing_touched: true", "nothing_touched: false"))
+    res = cli("run", scen, "--out", out, "--quiet", "--workers", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "note:" not in res.stderr, res.stderr
+    assert (out / "results.nc").is_file()
 
 
 def test_files_of_an_earlier_run_do_not_survive(tmp_path, tiny_flows):

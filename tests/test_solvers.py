@@ -131,6 +131,10 @@ def test_bench_times_a_users_extension_as_a_formulation(tmp_path):
         ("core", "highspy"), ("core", "network"),
         ("core+capped_arcs", "highspy"), ("core+capped_arcs", "network")]
     assert (table["max_abs_diff_vi"] <= 1e-6).all()
+    # the terminal table names each formulation whole, in its own column
+    shown = [line.split()[1:3] for line in r.stdout.splitlines() if line.startswith("paper ")]
+    assert shown == [["highspy", "core"], ["network", "core"],
+                     ["highspy", "core+capped_arcs"], ["network", "core+capped_arcs"]]
 
 
 def test_bench_scale_suite_writes_growth_with_its_spread_and_plot(tmp_path):
@@ -165,6 +169,12 @@ def test_bench_chain_suite_times_whole_runs_from_a_flows_file(tmp_path):
     assert (table["indices"] == 8).all() and (table["max_abs_diff_vi"] <= 1e-6).all()
     assert (table["wall_s"] > 0).all() and (table["peak_rss_mib"] > 50).all()
     assert (table["network_arcs"] > 12 * 12).all()
+    # each solver's progress: a line as it starts, one with its time when it is done
+    arcs = table["network_arcs"].iloc[0]
+    for solver in ("highspy", "network"):
+        assert f"chain [core]: {arcs} arcs: {solver} (whole chokepoint run) ..." in r.stderr
+        assert re.search(rf"^chain \[core\]: {arcs} arcs: {solver}: \d+\.\d s$", r.stderr,
+                         re.M), r.stderr
 
 
 def test_bench_of_a_scenario_honours_out(tmp_path):

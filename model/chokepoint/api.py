@@ -261,15 +261,39 @@ def run(
 
 def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                 write_files, progress, workers, dask, report) -> RunResult:
+    from .errors import STOP_SIGNAL
     from .runs.parts import PartStore, fingerprint, input_files
-    from .runs.sweep import execute
+    from .runs.sweep import Interrupted
 
-    spec = scenario.spec
     store = None
     if write_files and len(tasks) > 1:
         base = scenario.path.parent if scenario.path else None
         files = [f for v in variants for f in input_files(v.spec, base)]
         store = PartStore(out_dir, fingerprint(tasks, files))
+    if store is None:
+        return _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
+                         write_files, progress, workers, dask, report, None)
+    try:
+        return _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
+                         write_files, progress, workers, dask, report, store)
+    except BaseException as e:
+        # Whatever the moment a signal lands (tasks running, results being assembled or
+        # written), what it leaves is what the parts folder holds: say that, counted on disk.
+        if isinstance(e, KeyboardInterrupt) or STOP_SIGNAL:
+            if getattr(e, "written", None):
+                raise
+            raise Interrupted(store.count(), len(tasks)) from None
+        if store.count() == 0:  # a failed run with nothing saved leaves nothing behind
+            store.clear()
+        raise
+
+
+def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir, write_files,
+              progress, workers, dask, report, store) -> RunResult:
+    """The run's results: its tasks computed (or read from ``store``), assembled and written."""
+    from .runs.sweep import Interrupted, execute
+
+    spec = scenario.spec
     if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
         families, parameters, _ = scenario.user_families()
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
@@ -323,7 +347,11 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
     if write_files:
         written = write(indices, ds, out_dir, extra, _marker(scenario))
         if store:
-            store.clear()
+            try:
+                store.clear()
+            except KeyboardInterrupt:  # the results are out: only housekeeping was left
+                store.clear()
+                raise Interrupted(len(tasks), len(tasks), written=out_dir) from None
     return RunResult(scenario, indices, ds, written, dict(networks), notes)
 
 

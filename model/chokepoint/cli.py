@@ -34,7 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="compute a scenario and write results/<name>/")
+    r = sub.add_parser("run", help="compute a scenario and write results/<name>/",
+                       description="Compute the scenario (every variant and sample), print the "
+                       "table and write the output folder (default results/<name>/): "
+                       "vulnerability.csv, stage_contributions.csv, results.nc. A sweep's tasks "
+                       "run on --workers processes or a Dask cluster, with a progress bar; each "
+                       "finished task is saved, so an interrupted run re-run with the same --out "
+                       "resumes.")
     r.add_argument("scenario", help="scenario YAML file")
     r.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
     r.add_argument("--quiet", action="store_true", help="do not print the table")
@@ -58,8 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.set_defaults(report=True)
 
     rk = sub.add_parser("rank", help="every country (and bloc) of a year's networks as a focal "
-                        "set, for every pair and case: a ranked table")
-    rk.add_argument("--year", type=int, default=2020)
+                        "set, for every pair and case: a ranked table",
+                        description="Every country of the year's networks (and every bloc of "
+                        "--blocs) as a single focal set, five pairs, four cases: prints the top "
+                        "--top per pair and writes ranking.csv.")
+    rk.add_argument("--year", type=int, default=2020, help="year of the statistics "
+                    "(default 2020)")
     rk.add_argument("--profile", default="paper", help="paper (default) or complete")
     rk.add_argument("--blocs", nargs="?", const="scenarios/blocs.yaml", metavar="FILE",
                     help="also rank the blocs of FILE (default scenarios/blocs.yaml)")
@@ -89,12 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace the shipped table")
     chk = dsub.add_parser("check", help="coverage, trade, uncertain sources and balance per "
                           "material; fails on any imbalance")
-    chk.add_argument("--year", type=int, default=2020)
+    chk.add_argument("--year", type=int, default=2020, help="year of the statistics "
+                     "(default 2020)")
     chk.add_argument("--profile", default="paper", help="paper (default) or complete")
 
     n = sub.add_parser("network", help="build a material's network from data/ and export it")
-    n.add_argument("--material", required=True)
-    n.add_argument("--year", type=int, default=2020)
+    n.add_argument("--material", required=True, help="lithium, cobalt, nickel or manganese")
+    n.add_argument("--year", type=int, default=2020, help="year of the statistics "
+                   "(default 2020)")
     n.add_argument("--profile", default="paper", help="paper (default) or complete")
     n.add_argument("--format", default="cheng-csv", dest="fmt",
                    help="cheng-csv (Source,Target,Value) or csv (with provenance)")
@@ -112,16 +124,24 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="FILE")
     _scenario_options(ex)
 
-    it = sub.add_parser("init", help="copy an example scenario and the blocs file into a "
-                        "folder, to edit and run")
-    it.add_argument("folder", help="where to put scenario.yaml and blocs.yaml (made if absent)")
+    it = sub.add_parser("init", help="start a study: a commented scenario that runs as it is, "
+                        "with a constraint family in Python (rules.py) and one in YAML, a "
+                        "parameter sweep and an edit to start from, and the blocs file")
+    it.add_argument("folder", help="where to put scenario.yaml, rules.py and blocs.yaml (made "
+                    "if absent)")
 
-    mt = sub.add_parser("math", help="print the LP's mathematics (Markdown, as in the "
-                        "README), with a scenario's own constraint families when given")
+    mt = sub.add_parser("math", help="print the LP's mathematics as Markdown with LaTeX (the "
+                        "docs' page 'The LP' is this text), with a scenario's own constraint "
+                        "families when given")
     mt.add_argument("scenario", nargs="?", help="scenario YAML file")
     _scenario_options(mt)
 
-    b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites")
+    b = sub.add_parser("bench", help="time a scenario's grid, or benchmark solvers on suites",
+                       description="With a scenario: time its grid (model build per network, "
+                       "per-LP solve median and p95, total). Otherwise benchmark solvers on "
+                       "suites: build, per-index median and p95, wall, peak memory, agreement, "
+                       "growth exponent; the rows are appended to bench.csv (and scale.png "
+                       "drawn).")
     b.add_argument("scenario", nargs="?", help="scenario YAML file: time its grid with its own "
                    "solver (model build vs re-solves)")
     b.add_argument("--suite", choices=["paper", "ranking", "scale", "chain", "all"],
@@ -149,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="timed repeats after a warm-up")
     b.add_argument("--out", metavar="DIR", help="the folder whose bench.csv the rows are "
                    "appended to (default results/bench/)")
+    for group in (sub, dsub):  # each command's --help opens with what it does, as the docs do
+        for action in group._choices_actions:
+            cmd = group.choices[action.dest]
+            cmd.description = cmd.description or action.help
     return p
 
 
@@ -404,23 +428,23 @@ def _init(args) -> int:
     from pathlib import Path
 
     from .publish import check_path, write_file
-    from .shipped import scenarios_dir
+    from .shipped import scaffold_dir, scenarios_dir
 
     folder = check_path(args.folder)
-    copies = {"scenario.yaml": scenarios_dir() / "paper_2020.yaml",
+    copies = {"scenario.yaml": scaffold_dir() / "scenario.yaml",
+              "rules.py": scaffold_dir() / "rules.py",
               "blocs.yaml": scenarios_dir() / "blocs.yaml"}
-    there = [n for n in copies if (folder / n).exists()]
+    there = [n for n in copies if (folder / n).exists() or (folder / n).is_symlink()]
     if there:
         raise ChokepointError(f"{args.folder}: {', '.join(there)} already there; choose an "
                               "empty folder (nothing was changed)")
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in copies.items():
-        text = source.read_text(encoding="utf-8")
-        if name == "scenario.yaml":
-            text = text.replace("name: paper-2020", "name: my-scenario", 1)
-        write_file(folder / name, text)
-    print(f"wrote {Path(args.folder) / 'scenario.yaml'} and blocs.yaml; edit them, then: "
-          f"chokepoint run {Path(args.folder) / 'scenario.yaml'}")
+        write_file(folder / name, source.read_text(encoding="utf-8"))
+    scenario = Path(args.folder) / "scenario.yaml"
+    print(f"wrote {scenario}, rules.py and blocs.yaml: a scenario with a rule in Python, one "
+          f"in YAML, a parameter sweep and an edit to start from, each commented; run it with: "
+          f"chokepoint run {scenario}")
     return 0
 
 
@@ -440,22 +464,40 @@ def _math(args) -> int:
     return 0
 
 
-def reference() -> str:
-    """Every command and option of ``chokepoint``, from its argument parser."""
-    parser = _parser()
-    out = []
+def _commands(parser: argparse.ArgumentParser, prefix: str = "chokepoint"):
+    """Every command a user types, ``(words, parser, help)``: ``data`` stands for its actions."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
     for name, cmd in sub.choices.items():
-        out += [f"### `chokepoint {name}`", "", cmd.description or (
-            next((c.help for c in sub._choices_actions if c.dest == name), "") or ""), "",
-            "```text", cmd.format_usage().strip(), "```", ""]
-        rows = [a for a in cmd._actions if a.option_strings or a.dest != "help"]
-        out += ["| argument | meaning |", "|---|---|"]
-        for a in rows:
-            if a.dest == "help":
-                continue
-            flag = ", ".join(a.option_strings) or a.dest.upper()
-            out.append(f"| `{flag}` | {(a.help or '').replace('|', '/')} |")
+        if any(isinstance(a, argparse._SubParsersAction) for a in cmd._actions):
+            yield from _commands(cmd, f"{prefix} {name}")
+        else:
+            yield f"{prefix} {name}", cmd, helps.get(name) or cmd.description or ""
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """A command's arguments as ``--help`` writes them (``--out DIR``), with their help."""
+    formatter = parser._get_formatter()
+    return [(formatter._format_action_invocation(a), a.help or "")
+            for a in parser._actions
+            if a.dest != "help" and not isinstance(a, argparse._SubParsersAction)]
+
+
+def reference() -> str:
+    """Every command and option of ``chokepoint``, from its argument parser: the one source of
+    ``--help`` and of the docs' command-line page."""
+    parser = _parser()
+    commands = list(_commands(parser))
+    cell = lambda text: text.replace("|", "/")  # noqa: E731
+    out = ["| command | what it does |", "|---|---|"]
+    out += [f"| [`{words}`](#{words.replace(' ', '-')}) | {cell(text)} |"
+            for words, _, text in commands]
+    out += ["", "Before any command: " + "; ".join(
+        f"`{flag}`: {text}" for flag, text in _options(parser)) + ".", ""]
+    for words, cmd, text in commands:
+        out += [f"### `{words}`", "", cmd.description, "", "```text",
+                cmd.format_usage().strip(), "```", "", "| argument | meaning |", "|---|---|"]
+        out += [f"| `{flag}` | {cell(help_)} |" for flag, help_ in _options(cmd)]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -526,8 +568,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stopped(e: BaseException) -> int:
     """Ctrl-C or SIGTERM: one line saying what was kept; exit 130 or 143."""
+    from .runs.sweep import interrupted_message
+
     kept = getattr(e, "saved", None)
-    what = f"{kept} of {e.total} tasks saved, re-run to resume" if kept is not None \
+    what = interrupted_message(kept, e.total, e.written) if kept is not None \
         else "nothing written"
     terminated = (STOP_SIGNAL and STOP_SIGNAL[0] == signal.SIGTERM) or isinstance(e, _Terminated)
     print(f"chokepoint: {'terminated' if terminated else 'interrupted'}; {what}",

@@ -1,5 +1,5 @@
 """What the package ships, and where it finds it: the statistics (``data/``) and the scenarios
-(``scenarios/``).
+(``scenarios/``, with ``scenarios/scaffold/``, what ``chokepoint init`` copies).
 
 An installed wheel carries both inside the package (``chokepoint/_shipped/``, mapped in from the
 repository's top-level folders by the build: ``force-include`` in pyproject.toml), read with
@@ -44,6 +44,11 @@ def data_dir() -> Path:
 def scenarios_dir() -> Path:
     """The shipped scenarios (``paper_2020.yaml``, ``blocs.yaml``, ...)."""
     return _shipped("scenarios")
+
+
+def scaffold_dir() -> Path:
+    """What ``chokepoint init`` copies: a commented scenario and the rules it loads."""
+    return scenarios_dir() / "scaffold"
 
 
 def shipped_scenarios() -> dict[str, Path]:

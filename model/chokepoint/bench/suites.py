@@ -480,6 +480,7 @@ def _bench_scale(solvers, repeat, sizes, log, missing, label, fams) -> list[Row]
                 row.status = f"skipped: {too_slow[choice.text]}"
             else:
                 log(f"scale [{label}]: N={n}: {choice.text} ...")
+                t = time.perf_counter()
                 try:
                     times, values = _in_fresh_process(_measured, _run_scale, n, SCALE_STAGES,
                                                       choice, fams, repeat,
@@ -489,6 +490,8 @@ def _bench_scale(solvers, repeat, sizes, log, missing, label, fams) -> list[Row]
                     too_slow[choice.text] = row.status[len("stopped: "):]
                     log(f"scale: N={n}: {choice.text}: {row.status}")
                 else:
+                    log(f"scale [{label}]: N={n}: {choice.text}: "
+                        f"{time.perf_counter() - t:.1f} s")
                     for k, v in times.items():
                         setattr(row, k, v)
                     if times["wall_s"] > SCALE_BUDGET_S:
@@ -627,8 +630,11 @@ def bench_chain(solvers: list[SolverChoice], sizes: tuple[int, ...] = (200,), re
                                        status="not applicable: no command runs the baseline"))
                     continue
                 log(f"chain [{label}]: {arcs} arcs: {choice.text} (whole chokepoint run) ...")
+                t = time.perf_counter()
                 runs = [_timed_run(scenario, choice, folder / _slug(choice.text))
                         for _ in range(repeat)]
+                log(f"chain [{label}]: {arcs} arcs: {choice.text}: "
+                    f"{time.perf_counter() - t:.1f} s")
                 row = _row("chain", choice, label, countries=n, stages=CHAIN_STAGES,
                            network_arcs=arcs, indices=8)
                 if any(code == -1 for _, _, code in runs):
@@ -730,14 +736,17 @@ def _fmt(value, spec: str, width: int) -> str:
 
 
 def render_suites(rows: list[Row]) -> str:
-    head = (f"{'suite':<10} {'solver':<22} {'formulation':<14} {'arcs':>7} {'indices':>7} "
+    # names are shown whole: a cut formulation (core+stage_cap+...) hides which one it was
+    sw = max([22] + [len(r.solver) for r in rows])
+    fw = max([14] + [len(r.formulation) for r in rows])
+    head = (f"{'suite':<10} {'solver':<{sw}} {'formulation':<{fw}} {'arcs':>7} {'indices':>7} "
             f"{'median ms':>9} {'p95 ms':>8} {'wall s':>7} {'peak MiB':>8} {'max |dVI|':>9}  "
             "status")
     lines = [head, "-" * len(head)]
     for r in rows:
         suite = f"{r.suite} {r.countries}" if r.countries else r.suite
         lines.append(
-            f"{suite:<10} {r.solver[:22]:<22} {r.formulation[:14]:<14} "
+            f"{suite:<10} {r.solver:<{sw}} {r.formulation:<{fw}} "
             f"{_fmt(r.network_arcs, 'd', 7)} {_fmt(r.indices, 'd', 7)} "
             f"{_fmt(r.solve_median_ms, '.2f', 9)} {_fmt(r.solve_p95_ms, '.2f', 8)} "
             f"{_fmt(r.wall_s, '.2f', 7)} {_fmt(r.peak_rss_mib, '.0f', 8)} "

@@ -5,7 +5,7 @@ into place, and carries the fingerprint of everything its task read: the task (i
 scenario, samples, blocs, extensions' SHA-256), the content of the flows files or of the
 ``data/`` tables, and the package version. A part whose fingerprint or key does not match, or
 that is cut short, is named, discarded and computed again; when the inputs changed since an
-interrupted run, its parts are discarded with a note.
+earlier run stopped unfinished (interrupted, or failed), its parts are discarded with a note.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ class PartStore:
         self.stamp = stamp
         mark = self.dir / "fingerprint"
         if mark.is_file() and mark.read_text(encoding="utf-8").strip() != stamp:
+            # the earlier run may have been interrupted or may have failed: it did not finish
             n = len(list(self.dir.glob("*.json")))
-            log.warning("the inputs changed since the interrupted run: its %d saved part%s "
-                        "discarded", n, " is" if n == 1 else "s are")
+            if n:
+                log.warning("the inputs changed since an earlier run stopped unfinished: its "
+                            "%d saved part%s discarded", n, " is" if n == 1 else "s are")
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if not mark.is_file():

@@ -385,11 +385,22 @@ def _interrupted(e: BaseException) -> bool:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a run: what was saved."""
+    """Ctrl-C or SIGTERM during a run: what was saved (``saved`` of ``total`` tasks), and where
+    the results went when they were already written."""
 
-    def __init__(self, saved: int, total: int):
-        super().__init__(f"{saved} of {total} tasks saved, re-run to resume")
-        self.saved, self.total = saved, total
+    def __init__(self, saved: int, total: int, written=None):
+        super().__init__(interrupted_message(saved, total, written))
+        self.saved, self.total, self.written = saved, total, written
+
+
+def interrupted_message(saved: int, total: int, written=None) -> str:
+    """What an interrupted run kept, in words for its one line."""
+    if written is not None:
+        return f"the results were written to {written}"
+    if saved == total:
+        return (f"all {total} tasks saved but the results not written: re-run to write them "
+                "from the saved tasks")
+    return f"{saved} of {total} tasks saved, re-run to resume"
 
 
 #: Seconds a Dask scheduler may have no worker before the run gives up
