@@ -181,8 +181,8 @@ def test_changed_extension_source_discards_saved_parts(folder):
     path = write_scenario(folder, EXT + "sweep: {parameters.capped_arcs.share: [0.25, 0.5]}\n")
     scen = load_scenario(path)
     _, _, tasks = sweep.make_tasks(scen, {})
-    PartStore(folder / "out", fingerprint(tasks, [])).save(tasks[0].key,
-                                                          sweep.run_task(tasks[0]))
+    PartStore(folder / "out", fingerprint(tasks, [])).save(
+        tasks[0].key, sweep.run_task(tasks[0], sweep.task_inputs(tasks[:1])))
     rules = folder / "capped_rules.py"
     rules.write_text(rules.read_text().replace("(m.focal[s] + share)", "(m.focal[s] + 2 * share)"))
     scen = load_scenario(path)
