@@ -140,8 +140,9 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
         raise ChokepointError(f"{where}: {ref} changed since the run started (sha256 "
                               f"{sha256[:12]} -> {digest[:12]}); re-run to use the new rules")
     got = _LOADED.get((target, digest))
-    if got is None and path is None and content is not None:  # this process read it already
-        got = next((e for (_, d), e in _LOADED.items() if d == digest and e.content), None)
+    if got is None and path is None and content is not None:  # this process read that file
+        got = next((e for (t, d), e in _LOADED.items() if d == digest and e.content
+                    and Path(t).name == target), None)
     if got is None:
         module = _exec_file(content, path, digest, ref, where) if is_file_ref(ref) \
             else _import(ref, where)
