@@ -181,14 +181,44 @@ def test_changed_extension_source_discards_saved_parts(folder):
     path = write_scenario(folder, EXT + "sweep: {parameters.capped_arcs.share: [0.25, 0.5]}\n")
     scen = load_scenario(path)
     _, _, tasks = sweep.make_tasks(scen, {})
-    PartStore(folder / "out", fingerprint(tasks, [])).save(tasks[0].key,
-                                                          sweep.run_task(tasks[0]))
+    PartStore(folder / "out", fingerprint(tasks, [])).save(
+        tasks[0].key, sweep.run_task(tasks[0], sweep.task_inputs(tasks[:1])))
     rules = folder / "capped_rules.py"
     rules.write_text(rules.read_text().replace("(m.focal[s] + share)", "(m.focal[s] + 2 * share)"))
     scen = load_scenario(path)
     _, _, tasks2 = sweep.make_tasks(scen, {})
     assert tasks2[0].extensions != tasks[0].extensions
     assert PartStore(folder / "out", fingerprint(tasks2, [])).load(tasks2[0].key) is None
+
+
+def test_an_extension_sent_by_content_never_opens_its_file(tmp_path, monkeypatch):
+    """What a worker does with the rules a run sent it: the bytes run, named by their file and
+    checked against their SHA-256; no file of that name need exist."""
+    import hashlib
+
+    from chokepoint.errors import ChokepointError, ScenarioError
+    from chokepoint.lp.extensions import extension_contents, load_extension
+
+    code = RULES.read_bytes()
+    sha = hashlib.sha256(code).hexdigest()
+    with pytest.raises(ScenarioError, match="gone.py: no such extension file"):
+        load_extension("gone.py", tmp_path)
+    with extension_contents({"gone.py": code}):
+        ext = load_extension("gone.py", tmp_path, sha256=sha)
+        with pytest.raises(ChokepointError, match="changed since the run started"):
+            load_extension("gone.py", tmp_path, sha256="0" * 64)
+    assert (ext.label, ext.sha256, ext.content) == ("gone.py", sha, code)
+    assert [(f.name, f.source) for f in ext.families] == [("capped_arcs",
+                                                           f"gone.py#sha256={sha[:12]}")]
+    bad = b"import chokepoint\n\nraise ValueError('no rules today')\n"
+    with extension_contents({"bad.py": bad}), pytest.raises(
+            ScenarioError, match=r"^extensions: bad.py:3: ValueError: no rules today$"):
+        load_extension("bad.py", tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written where the files would be
+    (tmp_path / "rules.py").write_bytes(code)
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as Python runs by default
+    assert load_extension("rules.py", tmp_path).sha256 == sha
+    assert [p.name for p in tmp_path.iterdir()] == ["rules.py"]  # no __pycache__ beside it
 
 
 @pytest.mark.parametrize("body, pattern", [

@@ -3,6 +3,8 @@ execution (in process, process pool, Dask), on the 2020 networks built from data
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,7 +128,7 @@ def test_changed_sweep_does_not_reuse_parts(tmp_path):
     scen = load_scenario(write_scenario(tmp_path, SWEEP))
     _, _, tasks = sweep.make_tasks(scen, scen.blocs())
     store = PartStore(tmp_path / "out", fingerprint(tasks, []))
-    store.save(tasks[0].key, sweep.run_task(tasks[0]))
+    store.save(tasks[0].key, sweep.run_task(tasks[0], sweep.task_inputs(tasks[:1])))
     assert PartStore(tmp_path / "out", fingerprint(tasks, [])).load(tasks[0].key) is not None
     other = load_scenario(write_scenario(tmp_path, SWEEP.replace("share: 0.5", "share: 0.4")))
     _, _, tasks2 = sweep.make_tasks(other, other.blocs())
@@ -175,6 +177,28 @@ def test_seeded_sensitivity_is_bit_for_bit(tmp_path):
     other = run(write_scenario(tmp_path, SENS.replace("seed: 7", "seed: 8"), "o.yaml"),
                 write_files=False, workers=1).dataset
     assert not np.array_equal(a["factor_code_260500"].values, other["factor_code_260500"].values)
+
+
+def test_a_drawn_sample_of_a_swept_variant_is_the_run_of_its_own_edits(tmp_path):
+    """In every variant of a sweep each sample rebuilds its networks from its factors: sample 3
+    of the variant that moves cathode output is a plain run of that move and the sample's
+    fractions as edits."""
+    move = {"kind": "move_production", "from": "China", "to": ["Korea", "Japan"],
+            "stage": "cathode", "share": 0.5}
+    body = SENS.replace("sensitivity:", f"sweep: {{edits: [[], [{json.dumps(move)}]]}}\n"
+                                        "sensitivity:")
+    ds = run(write_scenario(tmp_path, body), write_files=False, workers=1).dataset
+    codes = [c for c in ds.coords if c.startswith("factor_code_")]
+    edits = [move] + [{"kind": "set_fraction", "code": c.removeprefix("factor_code_"),
+                       "factor": float(ds[c].sel(sample=3))} for c in codes]
+    assert any(e.get("factor") != 1 for e in edits[1:])
+    plain = run(write_scenario(tmp_path, SENS.split("sensitivity:")[0] + "edits: "
+                               + json.dumps(edits) + "\n", "plain.yaml"),
+                write_files=False).dataset.vi
+    drawn = ds.vi.sel(variant=1, sample=3).transpose(*plain.dims)
+    np.testing.assert_allclose(drawn.values, plain.values, rtol=0, atol=1e-9)
+    central = ds.vi.sel(variant=1, sample=0).transpose(*plain.dims)
+    assert np.abs(central.values - plain.values).max() > 1e-4  # the fractions matter here
 
 
 # -- blocs --------------------------------------------------------------------------------

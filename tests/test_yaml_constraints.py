@@ -351,3 +351,35 @@ def test_a_python_family_with_no_row_anywhere_is_an_error_unless_allowed(tmp_pat
     (tmp_path / "rules.py").write_text(rule.format(extra=", allow_empty=True"))
     res = cli("validate", str(path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+
+
+def test_a_task_carries_the_families_blocs_and_parameter_files(tmp_path):
+    """A worker that cannot see the scenario's folder still states the YAML families: the
+    blocs file and an indexed parameter's CSV travel with the task."""
+    from chokepoint.runs.sweep import make_tasks, run_task, task_inputs
+
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "caps.csv").write_text("Korea,0.5\nJapan,0.4\n")
+    (study / "my_blocs.yaml").write_text("kj: [Korea, Japan]\n")
+    body = BASE + "blocs_file: my_blocs.yaml\n" + """\
+constraints:
+  per_owner:
+    title: Cathode intake per owner
+    foreach: arcs
+    group_by: [target_owner]
+    where: target_stage == cathode_pool and target_owner in bloc(kj)
+    equation: sum(touched) <= cap * sum(tonnes)
+    parameters:
+      cap: {by: target_owner, file: caps.csv}
+sweep: {parameters.per_owner.cap.Korea: [0.1, 1.0]}
+"""
+    scenario = load_scenario(write_scenario(study, body))
+    _, _, tasks = make_tasks(scenario, scenario.blocs())
+    inputs = task_inputs(tasks)
+    here = [run_task(t, inputs)[0] for t in tasks]
+    study.rename(tmp_path / "gone")  # the worker's view: no such folder
+    there = [run_task(t, inputs)[0] for t in tasks]
+    for a, b in zip(here, there):
+        assert a.equals(b)
+    assert not here[0]["vi"].equals(here[1]["vi"])  # the swept entry reaches the rows

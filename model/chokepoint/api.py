@@ -20,7 +20,7 @@ from .index import Indices, Timings, compute
 from .lp import DEFAULT_SOLVER, ConstraintFamily, family_parameters
 from .lp.extensions import check_selection
 from .network import Network
-from .networks import build_from_inputs, build_networks, load_network, load_networks, owners
+from .networks import build_networks, load_network, load_networks, owners
 from .outputs.results import families_text, table, to_dataset, write
 from .runs.scenario import Scenario, load_scenario
 from .runs.sweep import swept_name

@@ -2,8 +2,9 @@
 
 ``load_extension("rules.py", base)`` executes a file (relative to ``base``) as a fresh module,
 or imports a module by name, and collects the :class:`ConstraintFamily` objects it defines. The
-file's SHA-256 travels with it, so a worker process loads exactly the code the run started
-with, and a resumed run notices a changed rule.
+file's content and SHA-256 travel with a run's tasks (:func:`extension_contents`), so a worker
+runs exactly the code the run started with without seeing the user's folder, and a resumed run
+notices a changed rule.
 
 Families declared in a scenario's YAML (``constraints:``) are built by
 :mod:`.yaml_families`; :func:`scenario_families` gathers both kinds and checks their names.
@@ -14,11 +15,15 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import linecache
 import re
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ChokepointError, ScenarioError
@@ -32,9 +37,11 @@ class Extension:
     """A loaded file or module of users' families."""
 
     ref: str  # as the scenario wrote it
-    target: str  # absolute file path, or module name
+    target: str  # absolute file path, module name, or the file's name when loaded from content
     sha256: str
     families: tuple[ConstraintFamily, ...]
+    #: A file's content, exactly as executed (None for a module): what a run sends its workers.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -48,24 +55,54 @@ class Extension:
 
 _LOADED: dict[tuple[str, str], Extension] = {}
 
+#: Files' contents sent with a task, by ref: loaded from these, never from the user's folder.
+#: A context variable, so that it holds in one task's thread only (Dask runs tasks in threads).
+_CONTENTS: ContextVar[Mapping[str, bytes]] = ContextVar(
+    "chokepoint_extension_contents", default=types.MappingProxyType({}))
+
 
 def is_file_ref(ref: str) -> bool:
     return ref.endswith(".py") or "/" in ref or "\\" in ref
+
+
+@contextmanager
+def extension_contents(contents: Mapping[str, bytes]) -> Iterator[None]:
+    """Within: :func:`load_extension` of a file ``ref`` in ``contents`` executes those bytes and
+    never opens the file, so a worker needs nothing of the user's folder. The bytes are what
+    the run read (:attr:`Extension.content`); their SHA-256 is checked as a file's is."""
+    token = _CONTENTS.set(dict(contents))
+    try:
+        yield
+    finally:
+        _CONTENTS.reset(token)
+
+
+def loaded_content(sha256: str) -> bytes | None:
+    """The content of the file extension this process loaded with that SHA-256 (None when it
+    loaded none: a module, or not loaded here)."""
+    return next((e.content for e in _LOADED.values()
+                 if e.sha256 == sha256 and e.content is not None), None)
 
 
 def load_extension(ref: str, base: Path | None = None, where: str = "extensions",
                    sha256: str | None = None) -> Extension:
     """Load ``ref`` (a ``.py`` file relative to ``base``, or an importable module name) and
     collect its families. With ``sha256``, the source must still be that content."""
+    content = path = None
     if is_file_ref(ref):
-        path = (Path(base or Path.cwd()) / ref).resolve()
-        try:
-            source = path.read_bytes()
-        except FileNotFoundError:
-            raise ScenarioError(f"{where}: {ref}: no such extension file ({path})") from None
-        except OSError as e:
-            raise ScenarioError(f"{where}: {ref}: cannot read: {e.strerror}") from None
-        target, digest = str(path), hashlib.sha256(source).hexdigest()
+        content = _CONTENTS.get().get(ref)
+        if content is not None:  # sent by the run: the file is not read
+            path, target = None, Path(ref).name
+        else:
+            path = (Path(base or Path.cwd()) / ref).resolve()
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                raise ScenarioError(f"{where}: {ref}: no such extension file ({path})") from None
+            except OSError as e:
+                raise ScenarioError(f"{where}: {ref}: cannot read: {e.strerror}") from None
+            target = str(path)
+        digest = hashlib.sha256(content).hexdigest()
     else:
         if not re.fullmatch(r"[A-Za-z_][\w.]*", ref):
             raise ScenarioError(f"{where}: {ref!r} is neither a .py file nor a module name")
@@ -82,8 +119,11 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
         raise ChokepointError(f"{where}: {ref} changed since the run started (sha256 "
                               f"{sha256[:12]} -> {digest[:12]}); re-run to use the new rules")
     got = _LOADED.get((target, digest))
+    if got is None and path is None and content is not None:  # this process read that file
+        got = next((e for (t, d), e in _LOADED.items() if d == digest and e.content
+                    and Path(t).name == target), None)
     if got is None:
-        module = _exec_file(Path(target), digest, ref, where) if is_file_ref(ref) \
+        module = _exec_file(content, path, digest, ref, where) if is_file_ref(ref) \
             else _import(ref, where)
         label = Path(ref).name if is_file_ref(ref) else ref
         found = tuple(replace(v, source=f"{label}#sha256={digest[:12]}")
@@ -91,24 +131,34 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
         if not found:
             raise ScenarioError(f"{where}: {ref} defines no constraint family (decorate a "
                                 "function with @chokepoint.constraint_family)")
-        got = _LOADED[(target, digest)] = Extension(ref, target, digest, found)
+        got = _LOADED[(target, digest)] = Extension(ref, target, digest, found, content)
     return got if got.ref == ref else replace(got, ref=ref)
 
 
-def _exec_file(path: Path, digest: str, ref: str, where: str):
+def _exec_file(content: bytes, path: Path | None, digest: str, ref: str, where: str):
+    """Execute exactly the bytes that were hashed (a file read twice could differ) as a fresh
+    module; no bytecode is cached beside the user's file."""
     name = f"chokepoint_extension_{digest[:16]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    # content sent by the run is named by its file and digest, and its lines are kept for
+    # tracebacks: no file of that name is looked for on this machine
+    filename = str(path) if path else f"{Path(ref).name} (sha256 {digest[:12]})"
+    module = types.ModuleType(name)
+    if path:
+        module.__file__ = str(path)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        code = compile(content, filename, "exec", dont_inherit=True)
+        if path is None:
+            text = content.decode("utf-8", "replace")
+            linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        exec(code, module.__dict__)
     except SyntaxError as e:
         del sys.modules[name]
         raise ScenarioError(f"{where}: {ref}:{e.lineno}: syntax error: {e.msg}") from None
     except Exception as e:  # the user's code: where it failed, in one line
         del sys.modules[name]
         line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
-                     if Path(f.filename) == path), None)
+                     if f.filename == filename), None)
         at = f":{line}" if line else ""
         raise ScenarioError(f"{where}: {ref}{at}: {type(e).__name__}: {e}") from None
     return module

@@ -439,6 +439,23 @@ def _read_csv_values(path: Path, at: str) -> dict[str, float]:
     return out
 
 
+def parameter_files_read(constraints: Mapping[str, ConstraintSpec], base: Path | None
+                         ) -> dict[str, ConstraintSpec]:
+    """The families with every indexed parameter's ``file`` read into its ``values`` (what a
+    task sends to a worker that cannot see the scenario's folder)."""
+    out = {}
+    for name, spec in constraints.items():
+        params = {}
+        for p, v in spec.parameters.items():
+            if isinstance(v, IndexedSpec) and v.file is not None:
+                read = _read_csv_values((base or Path.cwd()) / v.file,
+                                        f"constraints.{name}.parameters.{p}.file")
+                v = v.model_copy(update={"values": {**read, **v.values}, "file": None})
+            params[p] = v
+        out[name] = spec.model_copy(update={"parameters": params})
+    return out
+
+
 # -- checking an equation: linear, with touched flow that does not cancel ----------------------
 
 

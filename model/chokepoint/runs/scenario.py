@@ -291,6 +291,8 @@ class Scenario:
         from ..focal import load_blocs
         from ..shipped import scenarios_dir
 
+        if getattr(self, "preset_blocs", None) is not None:  # a task's: sent, not read
+            return self.preset_blocs
         base = self.path.parent if self.path else Path.cwd()
         if self.spec.blocs_file:
             path = (base / self.spec.blocs_file).resolve()

@@ -1,9 +1,13 @@
 """Sweeps: a scenario's variants (cartesian product or explicit list) and sensitivity samples,
 run in this process, a local process pool, or a Dask cluster, with resumable partial results.
 
-A task is one variant and a chunk of its samples. Each finished task is saved as a part
-(:mod:`chokepoint.parts`) beside the output; a re-run with the same inputs skips what is there.
-Results are assembled in task order, so they are identical however the tasks ran.
+A task is one variant and a chunk of its samples. It carries everything it reads, so a worker
+needs chokepoint and nothing of the user's machine: the task itself holds the variant's spec
+(YAML constraints included), blocs and samples; what tasks share is loaded once, here, and sent
+once per worker (:func:`task_inputs`: each variant's networks, or the statistics its samples
+edit, and each Python extension's content by its SHA-256). Each finished task is saved as a
+part (:mod:`chokepoint.parts`) beside the output; a re-run with the same inputs skips what is
+there. Results are assembled in task order, so they are identical however the tasks ran.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -255,13 +259,14 @@ def samples(spec: ScenarioSpec, materials: dict | None = None,
 class Task:
     variant: int
     spec_json: str  # the variant's spec
-    base_dir: str | None  # the scenario's folder (relative paths)
+    base_dir: str | None  # the scenario's folder: names it in messages, never read by workers
     blocs: dict
     sample_ids: tuple[int, ...]  # empty: no sensitivity
     factors: tuple[tuple[float, ...], ...]
     parameters: tuple[Parameter, ...]
     extensions: tuple[str, ...] = ()  # SHA-256 of each extension, in the spec's order
     scenario_name: str = "scenario.yaml"
+    networks: str = ""  # where its networks come from (JSON): its key in the task inputs
 
     @property
     def key(self) -> str:
@@ -278,28 +283,94 @@ def _inputs(year: int):
     return inputs
 
 
-def task_scenario(task: Task) -> Scenario:
-    """The task's scenario, its extensions loaded as the run started (same SHA-256)."""
-    from ..lp.extensions import load_extension
+def _samples_statistics(spec: ScenarioSpec) -> bool:
+    """Whether the samples edit the statistics (and so rebuild the networks each time)."""
+    return spec.sensitivity is not None and any(
+        p.parameter is None for p in spec.sensitivity.parameters)
+
+
+def networks_key(variant: Scenario, sampled: bool) -> str:
+    """Where a variant's networks come from, as JSON text: a flows folder, the statistics
+    after the variant's edits, or the year's statistics alone when the samples edit them
+    (``sampled``: the run's sensitivity, which a variant's spec does not hold)."""
+    spec = variant.spec
+    folder = variant.flows_dir()
+    if folder is not None:
+        key = {"flows": str(folder), "year": spec.network.year,
+               "close_imbalances": spec.network.close_imbalances,
+               "materials": variant.materials}
+    elif sampled:
+        key = {"statistics": spec.network.year}
+    else:
+        key = {"statistics": spec.network.year, "profile": spec.network.profile,
+               "edits": [e.model_dump(mode="json") for e in spec.edits],
+               "materials": variant.materials}
+    return json.dumps(key, sort_keys=True)
+
+
+def task_inputs(tasks: Sequence[Task]) -> dict[str, object]:
+    """What the tasks read, by key, loaded in this process once: for each distinct
+    :attr:`Task.networks` the networks (or the year's statistics, which each sample edits),
+    and for each Python extension file the content this process loaded, by its SHA-256."""
+    from ..lp.extensions import loaded_content
+    from ..networks import build_from_inputs, load_networks
+    from ..statistics.counterfactual import apply_edits
+
+    out: dict[str, object] = {}
+    for t in tasks:
+        if t.networks not in out:
+            key = json.loads(t.networks)
+            if "flows" in key:
+                out[t.networks] = load_networks(key["flows"], key["materials"], key["year"],
+                                                key["close_imbalances"])
+            elif "edits" in key:
+                spec = ScenarioSpec.model_validate_json(t.spec_json)
+                out[t.networks] = build_from_inputs(
+                    key["materials"], apply_edits(_inputs(key["statistics"]), spec.edits),
+                    key["profile"])
+            else:
+                out[t.networks] = _inputs(key["statistics"])
+        for sha in t.extensions:
+            if sha not in out and (content := loaded_content(sha)) is not None:
+                out[sha] = content
+    return out
+
+
+def task_scenario(task: Task, inputs: Mapping[str, object]) -> Scenario:
+    """The task's scenario, its extensions loaded from the content the run read (same
+    SHA-256), never from the user's folder; modules are imported here."""
+    from ..lp.extensions import extension_contents, is_file_ref, load_extension
 
     spec = ScenarioSpec.model_validate_json(task.spec_json)
-    base = Path(task.base_dir) if task.base_dir else None
+    base = Path(task.base_dir) if task.base_dir else None  # names the scenario; never read
     scenario = Scenario(spec, base / task.scenario_name if base else None, {})
+    scenario.preset_blocs = task.blocs  # YAML families' bloc(NAME) as the run read them
+    contents = {}
     for i, (ref, sha) in enumerate(zip(spec.extensions, task.extensions)):
-        load_extension(ref, base, f"extensions[{i}]", sha256=sha)
+        if is_file_ref(ref):
+            if sha not in inputs:
+                raise ChokepointError(f"extensions[{i}]: {ref}: its content (sha256 "
+                                      f"{sha[:12]}) was not sent with the task")
+            contents[ref] = inputs[sha]
+    with extension_contents(contents):
+        for i, (ref, sha) in enumerate(zip(spec.extensions, task.extensions)):
+            load_extension(ref, base, f"extensions[{i}]", sha256=sha)
+        scenario.user_families()
     return scenario
 
 
-def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Indices of one variant (and its samples): vulnerability and stage rows, labelled."""
+def run_task(task: Task, inputs: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Indices of one variant (and its samples): vulnerability and stage rows, labelled.
+    ``inputs`` holds what :func:`task_inputs` loaded (at least this task's keys)."""
     from pydantic import TypeAdapter
 
     from ..statistics.counterfactual import Edit, apply_edits
+    from ..statistics.inputs import Inputs
     from ..focal import parse_focal
     from ..index import compute
-    from ..networks import build_from_inputs, load_networks, owners
+    from ..networks import build_from_inputs, owners
 
-    scenario = task_scenario(task)
+    scenario = task_scenario(task, inputs)
     spec = scenario.spec
     families, parameters, _ = scenario.user_families()
     materials = scenario.materials
@@ -312,19 +383,16 @@ def run_task(task: Task) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not runs:
         runs = [(None, [], {})]
     vul, stages = [], []
-    flows = scenario.flows_dir()
-    base = None
-    if flows is None:
-        base = apply_edits(_inputs(spec.network.year), spec.edits)
+    source = inputs[task.networks]
+    base = apply_edits(source, spec.edits) if isinstance(source, Inputs) else None
     networks, lps = None, {}
     for sample, edits, values in runs:
         if networks is None or edits:  # only edits of the statistics rebuild the networks
-            if flows is not None:
-                networks = load_networks(flows, materials, spec.network.year,
-                                         spec.network.close_imbalances)
+            if base is None:
+                networks = source
             else:
-                inputs = apply_edits(base, edits, where="sensitivity")
-                networks = build_from_inputs(materials, inputs, spec.network.profile)
+                inputs_ = apply_edits(base, edits, where="sensitivity")
+                networks = build_from_inputs(materials, inputs_, spec.network.profile)
             focal = parse_focal(spec.focal, owners(networks), blocs=task.blocs)
         ind = compute(networks, focal, scenario.pairs, scenario.cases, spec.solver,
                       decompose=spec.stage_contributions, progress=False, families=families,
@@ -347,10 +415,12 @@ SAMPLES_PER_TASK = 50
 
 
 def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples, list[Task]]:
+    from ..lp.yaml_families import parameter_files_read
+
     vs = variants(scenario)
     materials = None
-    if scenario.spec.sensitivity is not None and any(
-            p.parameter is None for p in scenario.spec.sensitivity.parameters):
+    sampled = _samples_statistics(scenario.spec)
+    if sampled:
         materials = _inputs(scenario.spec.network.year).materials
     _, central, _ = scenario.user_families()
     smp = samples(scenario.spec, materials, central, scenario.where)
@@ -358,19 +428,23 @@ def make_tasks(scenario: Scenario, blocs: dict) -> tuple[list[Variant], Samples,
     name = scenario.path.name if scenario.path else "scenario.yaml"
     tasks = []
     for v in vs:
-        js = v.spec.model_dump_json(by_alias=True)
+        # a YAML family's parameter files travel as values: workers read nothing of the user's
+        inline = v.spec.model_copy(update={"constraints": parameter_files_read(
+            v.spec.constraints, scenario.path.parent if scenario.path else None)})
+        js = inline.model_dump_json(by_alias=True)
         sub = Scenario(v.spec, scenario.path, scenario._lines)
         _, _, loaded = sub.user_families()  # every variant's families load before any task
         shas = tuple(e.sha256 for e in loaded)
+        nets = networks_key(sub, sampled)
         if scenario.spec.sensitivity is None:
-            tasks.append(Task(v.index, js, base_dir, blocs, (), (), (), shas, name))
+            tasks.append(Task(v.index, js, base_dir, blocs, (), (), (), shas, name, nets))
             continue
         n = len(smp)
         for start in range(0, n, SAMPLES_PER_TASK):
             ids = tuple(range(start, min(n, start + SAMPLES_PER_TASK)))
             tasks.append(Task(v.index, js, base_dir, blocs, ids,
                               tuple(tuple(map(float, smp.factors[i])) for i in ids),
-                              tuple(smp.parameters), shas, name))
+                              tuple(smp.parameters), shas, name, nets))
     return vs, smp, tasks
 
 
@@ -427,14 +501,15 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
     if results:
         log.info("resuming: %d of %d tasks were saved by an earlier run", len(results),
                  len(tasks))
+    inputs = task_inputs(todo)
     bar = tqdm(total=len(tasks), initial=len(results), desc="sweep", unit="task",
                disable=None if progress is None else not progress, leave=False)
     if dask:
-        source = _run_dask(todo, dask)
+        source = _run_dask(todo, inputs, dask)
     elif workers <= 1 or len(todo) <= 1:
-        source = ((t, lambda t=t: run_task(t)) for t in todo)
+        source = ((t, lambda t=t: run_task(t, inputs)) for t in todo)
     else:
-        source = _run_pool(todo, workers)
+        source = _run_pool(todo, inputs, workers)
     saved = len(results)
     try:
         for t, get in source:
@@ -460,26 +535,38 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
     return results
 
 
-def _worker_init() -> None:
-    """Workers leave Ctrl-C to the run, which stops them; their progress bars lock with a
-    thread lock, not a named semaphore that a stopped worker would leave behind."""
+#: A pool worker's task inputs, received once as the process started.
+_WORKER_INPUTS: Mapping[str, object] = {}
+
+
+def _worker_init(inputs: Mapping[str, object]) -> None:
+    """Workers keep the run's task inputs (sent once per process, not with every task), leave
+    Ctrl-C to the run, which stops them, and lock their progress bars with a thread lock, not
+    a named semaphore that a stopped worker would leave behind."""
     import threading
 
     from tqdm.auto import tqdm
 
+    global _WORKER_INPUTS
+    _WORKER_INPUTS = inputs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tqdm.set_lock(threading.RLock())
 
 
-def _run_pool(todo, workers: int):
+def _run_in_worker(task: Task):
+    return run_task(task, _WORKER_INPUTS)
+
+
+def _run_pool(todo, inputs: Mapping[str, object], workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(inputs,))
     finished = False
     try:
-        futures = {pool.submit(run_task, t): t for t in todo}
+        futures = {pool.submit(_run_in_worker, t): t for t in todo}
         for f in as_completed(futures):
             yield futures[f], f.result
         finished = True
@@ -502,7 +589,7 @@ def _stop(processes) -> None:
             p.join(timeout=2)
 
 
-def _run_dask(todo, address: str):
+def _run_dask(todo, inputs: Mapping[str, object], address: str):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -525,7 +612,13 @@ def _run_dask(todo, address: str):
             raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
                                   f"{DASK_WORKER_WAIT_S:.0f} s (start dask workers, or use "
                                   "--workers)") from None
-        futures = client.map(run_task, todo, pure=False)
+        # each input goes to every worker once (a worker that joins later fetches it from a
+        # peer); a task names its inputs, and Dask hands it the worker's copies
+        keys = list(inputs)
+        sent = dict(zip(keys, client.scatter([inputs[k] for k in keys], broadcast=True,
+                                             hash=False))) if keys else {}
+        futures = [client.submit(run_task, t, {k: sent[k] for k in (t.networks, *t.extensions)
+                                               if k in sent}, pure=False) for t in todo]
         index = {f.key: t for f, t in zip(futures, todo)}
         for f in as_completed(futures):
             yield index[f.key], f.result
