@@ -259,7 +259,7 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
             "the user constraint families active in the variant, with their parameters")
     written = None
     extra = None
-    from .outputs.report import warnings_for
+    from .outputs.results import warnings_for
 
     focal_nodes = {fs.label: {m: fs.nodes(n) for m, n in networks.items()} for fs in focal_sets}
     for v in variants:  # a sweep over focal sets brings labels of its own

@@ -295,11 +295,10 @@ def _check_solvers(scenario, variants) -> None:
     for v in variants:
         name = v.spec.solver
         if name == NETWORK_SOLVER:
-            try:
-                import igraph  # noqa: F401
-            except ImportError:
-                raise SolverError("solver network needs python-igraph: pip install igraph") \
-                    from None
+            from importlib.util import find_spec
+
+            if find_spec("igraph") is None:  # installed; importing it is the engine's business
+                raise SolverError("solver network needs python-igraph: pip install igraph")
         elif name != DEFAULT_SOLVER:
             try:
                 make_solver(name, v.spec.solver_options)
@@ -479,6 +478,17 @@ def _logging() -> None:
         log.propagate = False
 
 
+def _without_dask() -> None:
+    """Tell this process that Dask is absent. xarray asks whether each array it wraps is a
+    Dask array, and to answer imports dask.array when Dask is installed (and distributed when
+    it writes a netCDF file): 0.4-0.5 s and a slower exit for a run that has no Dask array.
+    ``None`` in ``sys.modules`` is Python's own way of saying a module cannot be imported;
+    xarray treats Dask as an optional library it does not have. Only the command line does
+    this, and only without ``--dask``: in a user's own Python session nothing is hidden."""
+    if "dask" not in sys.modules:
+        sys.modules["dask"] = None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
@@ -491,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     # tracker takes its warning filters from these options when it starts.
     sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     _logging()
+    if getattr(args, "dask", None) is None:
+        _without_dask()
     try:
         return commands[args.command](args)
     except KeyboardInterrupt as e:

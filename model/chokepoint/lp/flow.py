@@ -16,13 +16,39 @@ says so).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
 
 from ..cases import Case
 from .arrays import NetworkArrays, Query
 from .formulation import Formulation
+
+
+def _igraph():
+    """igraph's graphs and flows without its plotting backends.
+
+    ``import igraph`` imports its drawing package, which imports ``matplotlib.pyplot`` when
+    matplotlib is installed (0.3-0.6 s; 0.05 s without), and igraph has no option against it.
+    Its drawing package treats matplotlib as optional (a stand-in module that says "install
+    matplotlib" when drawn with), so while igraph is first imported matplotlib is marked absent
+    (``None`` in ``sys.modules``) and then unmarked: chokepoint and later imports use
+    matplotlib as usual. The one thing lost in this process is drawing an igraph graph with
+    matplotlib (``igraph.plot(g, target=ax)``); import igraph before chokepoint's network
+    engine to keep it.
+    """
+    if "igraph" in sys.modules or "matplotlib" in sys.modules:
+        import igraph
+
+        return igraph
+    sys.modules["matplotlib"] = None
+    try:
+        import igraph
+    finally:
+        if sys.modules.get("matplotlib", 0) is None:
+            del sys.modules["matplotlib"]
+    return igraph
 
 
 def serves(formulation: Formulation) -> bool:
@@ -36,8 +62,7 @@ class FlowEngine:
     name = "network"
 
     def __init__(self, d: NetworkArrays):
-        import igraph
-
+        igraph = _igraph()
         self.d = d
         n = d.n_nodes
         self.source = n  # the super source; it has an arc to every node
@@ -88,6 +113,8 @@ class FlowEngine:
             system = d.share_matrix[keep]
             fixed = np.where(focal[d.interior_idx], 1.0, 0.0)
             rhs = d.primary_inflow[keep] @ q.focal - system @ fixed
+            from scipy.sparse.linalg import spsolve  # 0.1 s to import: only here
+
             a = sp.csc_matrix(system[:, d.interior_pos[unknown]])
             share[unknown] = np.atleast_1d(spsolve(a, rhs))
         ends = np.where(d.uncertain[d.src], d.tgt, d.src)
