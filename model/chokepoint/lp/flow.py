@@ -26,28 +26,33 @@ from .arrays import NetworkArrays, Query
 from .formulation import Formulation
 
 
+#: igraph's drawing backends, imported by ``import igraph`` when installed
+_PLOTTING = ("matplotlib", "plotly")
+
+
 def _igraph():
     """igraph's graphs and flows without its plotting backends.
 
-    ``import igraph`` imports its drawing package, which imports ``matplotlib.pyplot`` when
-    matplotlib is installed (0.3-0.6 s; 0.05 s without), and igraph has no option against it.
-    Its drawing package treats matplotlib as optional (a stand-in module that says "install
-    matplotlib" when drawn with), so while igraph is first imported matplotlib is marked absent
-    (``None`` in ``sys.modules``) and then unmarked: chokepoint and later imports use
-    matplotlib as usual. The one thing lost in this process is drawing an igraph graph with
-    matplotlib (``igraph.plot(g, target=ax)``); import igraph before chokepoint's network
-    engine to keep it.
+    ``import igraph`` imports its drawing package, which imports ``matplotlib.pyplot`` and
+    plotly when they are installed (0.3-0.6 s; 0.03 s without), and igraph has no option
+    against it. Its drawing package treats both as optional (a stand-in module that says
+    "install matplotlib" when drawn with), so while igraph is first imported they are marked
+    absent (``None`` in ``sys.modules``) and then unmarked: chokepoint and later imports use
+    them as usual. The one thing lost in this process is drawing an igraph graph with them
+    (``igraph.plot(g, target=ax)``); import igraph before chokepoint's network engine to keep
+    it.
     """
-    if "igraph" in sys.modules or "matplotlib" in sys.modules:
-        import igraph
-
-        return igraph
-    sys.modules["matplotlib"] = None
+    if "igraph" in sys.modules:
+        return sys.modules["igraph"]
+    hidden = [m for m in _PLOTTING if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None
     try:
         import igraph
     finally:
-        if sys.modules.get("matplotlib", 0) is None:
-            del sys.modules["matplotlib"]
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
     return igraph
 
 
