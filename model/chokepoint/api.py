@@ -204,10 +204,12 @@ def run(
     Several tasks run on ``workers`` processes (default: every core), or on a Dask cluster
     (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
     """
+    from .phases import phase
     from .publish import output_lock
     from .runs.sweep import make_tasks
 
-    scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
+    with phase("read"):
+        scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
     variants, samples, tasks = make_tasks(scenario, scenario.blocs())
@@ -220,6 +222,7 @@ def run(
 
 def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                 write_files, progress, workers, dask, report) -> RunResult:
+    from .phases import phase
     from .runs.parts import PartStore, fingerprint, input_files
     from .runs.sweep import execute
 
@@ -236,7 +239,8 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
                           families=families, parameters=parameters,
                           options=spec.solver_options)
     else:
-        done = execute(tasks, store, workers, dask, progress)
+        with phase("solve"):  # the tasks build and solve in their workers
+            done = execute(tasks, store, workers, dask, progress)
         parts = [done[t.key] for t in tasks]
         vul = pd.concat([v for v, _ in parts], ignore_index=True)
         stages = pd.concat([s for _, s in parts], ignore_index=True)
@@ -247,6 +251,14 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
         if not spec.sensitivity:
             vul, stages = vul.drop(columns="sample"), stages.drop(columns="sample")
         indices = Indices(vul, stages, Timings())
+    with phase("write"):
+        return _labelled_and_written(scenario, networks, focal_sets, variants, samples, indices,
+                                     out_dir, write_files, progress, report, store)
+
+
+def _labelled_and_written(scenario, networks, focal_sets, variants, samples, indices, out_dir,
+                          write_files, progress, report, store) -> RunResult:
+    spec = scenario.spec
     notes = _notes(scenario, variants)
     attrs = {**_attrs(scenario, networks, focal_sets, variants), "notes": notes}
     ds = to_dataset(indices, attrs, variants=variants if len(variants) > 1 else None,

@@ -195,9 +195,12 @@ def _scenario(args):
 
 
 def _run(args) -> int:
-    from .api import run
+    from .phases import phase
 
     t = time.perf_counter()
+    with phase("imports"):
+        from .api import run
+
     if args.workers is not None and args.workers < 1:
         raise ChokepointError(f"--workers: expected a positive number, got {args.workers}")
     result = run(_scenario(args), out=args.out, progress=False if args.no_progress else None,
@@ -312,8 +315,8 @@ def _bench(args) -> int:
     from pathlib import Path
 
     from .bench.suites import (DEFAULT_SOLVERS, SCALE_SIZES, RunInfo, SolverChoice,
-                               bench_scenario, bench_suites, check_csv, growth, machine,
-                               plot_scale, render_suites, write_csv)
+                               bench_scenario, bench_suites, chain_phases, check_csv, growth,
+                               machine, plot_scale, render_suites, write_csv)
 
     out = Path(args.out or "results/bench") / "bench.csv"
     check_csv(out)  # before anything is measured
@@ -343,6 +346,7 @@ def _bench(args) -> int:
                            families_from=args.families)
     print(render_suites(results), end="")
     print(growth(results), end="")
+    print(chain_phases(results), end="")
     write_csv(results, info, out)
     for path in [out, *plot_scale(results, out.parent / "scale")]:
         print(f"wrote {path}", file=sys.stderr)
@@ -490,6 +494,16 @@ def _without_dask() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()
+    try:
+        return _main(argv)
+    finally:
+        from . import phases
+
+        phases.dump(started)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
                 "validate": _validate, "bench": _bench, "math": _math, "data": _data,
