@@ -558,5 +558,32 @@ def _stopped(e: BaseException) -> int:
     return 143 if terminated else 130
 
 
+def console() -> None:
+    """The ``chokepoint`` command: :func:`main`, then exit without the interpreter's teardown.
+
+    By the time ``main`` returns, every file the command wrote is closed and published, and
+    the exit handlers (logging, multiprocessing, libraries' ``atexit``) run here as usual; what
+    is skipped is the interpreter freeing every module and object one by one, 0.3-0.4 s of a
+    run that imported pandas, xarray and scipy (0.25 s of a 1 s paper run; mypy exits the same
+    way). Only when no other thread is still running: a non-daemon thread is waited for by a
+    normal exit, so the command then takes that way."""
+    import atexit
+    import os
+    import threading
+
+    code = main()
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if others:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: nothing more can be said
+        code = code or EXIT_ERROR
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
