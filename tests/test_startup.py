@@ -65,3 +65,14 @@ def test_igraph_imported_by_the_engine_leaves_matplotlib_importable(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2.5"
+
+
+def test_main_called_from_python_hides_nothing(tmp_path):
+    """Only the command's own process marks Dask absent; a Python session calling main()
+    keeps every library it has."""
+    code = ("import sys; from chokepoint.cli import main; "
+            "assert main(['validate', 'paper_2020']) == 0; "
+            "assert sys.modules.get('dask', 'unimported') is not None")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr

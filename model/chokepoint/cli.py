@@ -487,23 +487,26 @@ def _without_dask() -> None:
     Dask array, and to answer imports dask.array when Dask is installed (and distributed when
     it writes a netCDF file): 0.4-0.5 s and a slower exit for a run that has no Dask array.
     ``None`` in ``sys.modules`` is Python's own way of saying a module cannot be imported;
-    xarray treats Dask as an optional library it does not have. Only the command line does
-    this, and only without ``--dask``: in a user's own Python session nothing is hidden."""
+    xarray treats Dask as an optional library it does not have. Only the command's own process
+    does this, and only without ``--dask``: in a user's Python session (``main()`` called from
+    Python included) nothing is hidden."""
     if "dask" not in sys.modules:
         sys.modules["dask"] = None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, own_process: bool = False) -> int:
+    """Run one command; ``own_process``: the process is the command's own (the console script,
+    ``python -m chokepoint.cli``), so it may mark Dask absent (see :func:`_without_dask`)."""
     started = time.time()
     try:
-        return _main(argv)
+        return _main(argv, own_process)
     finally:
         from . import phases
 
         phases.dump(started)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, own_process: bool) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _run, "rank": _rank, "narrow": _narrow,
                 "validate": _validate, "bench": _bench, "math": _math, "data": _data,
@@ -515,7 +518,7 @@ def _main(argv: list[str] | None) -> int:
     # tracker takes its warning filters from these options when it starts.
     sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     _logging()
-    if getattr(args, "dask", None) is None:
+    if own_process and getattr(args, "dask", None) is None:
         _without_dask()
     try:
         return commands[args.command](args)
@@ -571,7 +574,7 @@ def console() -> None:
     import os
     import threading
 
-    code = main()
+    code = main(own_process=True)
     others = [t for t in threading.enumerate()
               if t is not threading.main_thread() and not t.daemon and t.is_alive()]
     if others:
