@@ -208,6 +208,7 @@ class Network:
             table["provenance"] = arcs["provenance"].to_numpy()
         net = cls(arcs=pd.DataFrame(table, copy=False), nodes=nodes,
                   material=material, year=year, origin=origin)
+        net._cache["positions"] = (src, tgt)  # the codes, already as positions
         net._validate(rows, check_balance)
         return net
 
@@ -285,7 +286,7 @@ class Network:
     def _validate(self, rows: "_Rows", check_balance: bool = True) -> None:
         arcs, stage = self.arcs, self.nodes["stage"].to_numpy()
         src, tgt = self.positions()
-        pair = pd.Series(src.astype(np.int64) * len(stage) + tgt)
+        pair = pd.Series(src.astype(np.int64, copy=False) * len(stage) + tgt)
         dup = pair.duplicated(keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
