@@ -290,3 +290,26 @@ def test_scaled_units_give_the_same_indices(tiny):
                 got = lp.solve(nodes, "LFP", c) / net.product_supply("LFP")
                 assert got == pytest.approx(base[c], abs=1e-9), (factor, solver, c)
     assert np.isfinite(list(base.values())).all()
+
+
+def test_network_engine_shares_by_substitution_or_one_system_agree_with_the_lp(tiny):
+    """Proportional shares: in a chain without loops the network engine substitutes level by
+    level; where material goes round a loop (China's refined output partly back to Japan's
+    refining pool, Japan's to China's) it solves one sparse system. Both equal the LP."""
+    from conftest import TINY_ARCS
+
+    from chokepoint.network import Network
+
+    looped = [a for a in TINY_ARCS if a[:2] != ("China_ref", "Japan_cath_poss")] + [
+        ("China_ref", "Japan_cath_poss", 40.0), ("China_ref", "Japan_ref_poss", 14.0),
+        ("Japan_ref_poss", "Japan_ref", 14.0), ("Japan_ref", "China_ref_poss", 4.0),
+        ("Japan_ref", "Japan_cath_poss", 10.0)]
+    looped[[a[:2] for a in looped].index(("China_ref_poss", "China_ref"))] = \
+        ("China_ref_poss", "China_ref", 104.0)
+    for net, loop in ((tiny, False), (Network.from_arcs(looped), True)):
+        lp, flow = VulnerabilityLP(net), VulnerabilityLP(net, "network")
+        for owners in (["Australia"], ["Chile", "Japan"], ["China"]):
+            nodes = FocalSet.of("f", owners).nodes(net)
+            assert flow.solve(nodes, "LFP", Case.PROPORTIONAL) == pytest.approx(
+                lp.solve(nodes, "LFP", Case.PROPORTIONAL), abs=1e-9)
+        assert (flow.engine(Case.PROPORTIONAL)._levels() is None) is loop

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from chokepoint.errors import NetworkError
@@ -151,3 +155,62 @@ def test_uncertain_source_must_feed_a_pool():
     with pytest.raises(NetworkError, match="uncertain source 'Missing Refined Material Trade' "
                                            "feeds 'LFP'"):
         Network.from_arcs(TINY_ARCS + [("Missing Refined Material Trade", "LFP", 1.0)])
+
+
+# -- the typed reader -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("material", ["lithium", "cobalt", "nickel", "manganese"])
+def test_typed_read_equals_the_text_read(material):
+    """One typed pass gives what reading every cell as text gives: the same nodes in the same
+    order, the same arcs and bit-identical tonnages."""
+    from chokepoint.network import _read_text, _read_typed
+
+    path = FLOWS / f"{material}_2020.csv"
+    typed, text = _read_typed(path), _read_text(path)
+    assert typed is not None and isinstance(typed["source"].dtype, pd.CategoricalDtype)
+    assert text["tonnes"].dtype != float  # the text path really is the other path
+    a, b = (Network.from_arcs(t, material, 2020, str(path)) for t in (typed, text))
+    assert list(a.nodes.index) == list(b.nodes.index)
+    assert a.nodes["owner"].tolist() == b.nodes["owner"].tolist()
+    assert a.arcs["source"].tolist() == b.arcs["source"].tolist()
+    assert a.arcs["target"].tolist() == b.arcs["target"].tolist()
+    assert np.array_equal(a.arcs["tonnes"].to_numpy(), b.arcs["tonnes"].to_numpy())
+
+
+def test_names_are_stored_once_and_codes_are_positions(tiny):
+    """Arc ends are categorical over the node index; their codes are the node positions."""
+    for column, pos in zip(("source", "target"), tiny.positions()):
+        col = tiny.arcs[column]
+        assert list(col.cat.categories) == list(tiny.nodes.index)
+        assert np.array_equal(pos, tiny.nodes.index.get_indexer(col.astype(str)))
+        assert np.array_equal(tiny.nodes.index[pos], col.astype(str))
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nan", "row 3: tonnage 'nan' is not a number"),
+    ("inf", "row 3: tonnage 'inf' is not a number"),
+    ("", "row 3: tonnage '' is not a number"),
+    ("-0.5", "row 3: negative tonnage -0.5"),
+])
+def test_a_value_the_typed_read_refuses_is_named_by_row(tmp_path, value, message):
+    arcs = list(TINY_ARCS)
+    arcs[1] = (arcs[1][0], arcs[1][1], value)
+    with pytest.raises(NetworkError, match=re.escape(message)):
+        _bad(tmp_path, arcs)()
+
+
+def test_a_file_with_an_undecodable_byte_is_named(tmp_path):
+    p = _write(tmp_path, _csv(TINY_ARCS))
+    data = p.read_bytes()
+    assert b"China_ref\"" in data
+    p.write_bytes(data.replace(b"China_ref\"", b"China_r\xffef\"", 1))
+    with pytest.raises(NetworkError, match=r"lithium_2020.csv: cannot read: 'utf-8'"):
+        Network.read_csv(p)
+
+
+def test_arcs_given_with_a_missing_name_are_refused():
+    arcs = pd.DataFrame(TINY_ARCS, columns=["source", "target", "tonnes"])
+    arcs.loc[3, "target"] = None
+    with pytest.raises(NetworkError, match=r"row 5: a node name is missing"):
+        Network.from_arcs(arcs)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -161,11 +162,11 @@ def test_bench_scale_suite_writes_growth_with_its_spread_and_plot(tmp_path):
 def test_bench_chain_suite_times_whole_runs_from_a_flows_file(tmp_path):
     """The chain suite writes the 7-stage chain as a flows file and times the whole
     `chokepoint run` per solver in its own process; the engines agree."""
-    r = bench("--suite", "chain", "--chain-sizes", "12", "--solvers", "highspy", "network",
-              "--repeat", "1", "--out", tmp_path)
+    r = bench("--suite", "chain", "--chain-sizes", "12", "16", "--solvers", "highspy",
+              "network", "--repeat", "1", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(tmp_path / "bench.csv")
-    assert list(table["solver"]) == ["highspy", "network"]
+    assert list(table["solver"]) == ["highspy", "network"] * 2
     assert (table["indices"] == 8).all() and (table["max_abs_diff_vi"] <= 1e-6).all()
     assert (table["wall_s"] > 0).all() and (table["peak_rss_mib"] > 50).all()
     assert (table["network_arcs"] > 12 * 12).all()
@@ -175,6 +176,13 @@ def test_bench_chain_suite_times_whole_runs_from_a_flows_file(tmp_path):
         assert f"chain [core]: {arcs} arcs: {solver} (whole chokepoint run) ..." in r.stderr
         assert re.search(rf"^chain \[core\]: {arcs} arcs: {solver}: \d+\.\d s$", r.stderr,
                          re.M), r.stderr
+    # where each whole run's time went: every phase measured, together the run's wall time
+    spent = table[["start_s", "read_s", "build_s", "solve_s", "write_s", "exit_s"]]
+    assert (spent[["start_s", "read_s", "build_s", "solve_s", "write_s"]] > 0).all().all()
+    assert (spent["exit_s"] > -0.05).all()  # the rest, from two clocks
+    assert np.allclose(spent.sum(axis=1), table["wall_s"], atol=1e-6)
+    assert "where the time goes" in r.stdout
+    assert re.search(r"network: 12 -> 16 economies: arcs x[\d.]+, whole run x[\d.]+", r.stdout)
 
 
 def test_bench_of_a_scenario_honours_out(tmp_path):

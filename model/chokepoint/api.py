@@ -245,10 +245,12 @@ def run(
     Several tasks run on ``workers`` processes (default: every core), or on a Dask cluster
     (``dask="local"`` or ``"tcp://host:port"``); an interrupted run resumes from its parts.
     """
+    from .phases import phase
     from .publish import output_lock
     from .runs.sweep import make_tasks
 
-    scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
+    with phase("read"):
+        scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
     variants, samples, tasks = make_tasks(scenario, scenario.blocs())
@@ -291,7 +293,8 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
 def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir, write_files,
               progress, workers, dask, report, store) -> RunResult:
     """The run's results: its tasks computed (or read from ``store``), assembled and written."""
-    from .runs.sweep import Interrupted, execute
+    from .phases import phase
+    from .runs.sweep import execute
 
     spec = scenario.spec
     if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
@@ -301,7 +304,8 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                           families=families, parameters=parameters,
                           options=spec.solver_options, blocs=scenario.blocs())
     else:
-        done = execute(tasks, store, workers, dask, progress)
+        with phase("solve"):  # the tasks build and solve in their workers
+            done = execute(tasks, store, workers, dask, progress)
         parts = [done[t.key] for t in tasks]
         vul = pd.concat([v for v, _ in parts], ignore_index=True)
         stages = pd.concat([s for _, s in parts], ignore_index=True)
@@ -312,6 +316,16 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
         if not spec.sensitivity:
             vul, stages = vul.drop(columns="sample"), stages.drop(columns="sample")
         indices = Indices(vul, stages, Timings())
+    with phase("write"):
+        return _labelled_and_written(scenario, networks, focal_sets, variants, samples, indices,
+                                     out_dir, write_files, progress, report, store, len(tasks))
+
+
+def _labelled_and_written(scenario, networks, focal_sets, variants, samples, indices, out_dir,
+                          write_files, progress, report, store, n_tasks: int) -> RunResult:
+    from .runs.sweep import Interrupted
+
+    spec = scenario.spec
     notes = _notes(scenario, variants)
     attrs = {**_attrs(scenario, networks, focal_sets, variants), "notes": notes}
     ds = to_dataset(indices, attrs, variants=variants if len(variants) > 1 else None,
@@ -327,7 +341,7 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
             [_families_of(Scenario(v.spec, scenario.path, {})) for v in variants])
     written = None
     extra = None
-    from .outputs.report import warnings_for
+    from .outputs.results import warnings_for
 
     focal_nodes = {fs.label: {m: fs.nodes(n) for m, n in networks.items()} for fs in focal_sets}
     for v in variants:  # a sweep over focal sets brings labels of its own
@@ -351,7 +365,7 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                 store.clear()
             except KeyboardInterrupt:  # the results are out: only housekeeping was left
                 store.clear()
-                raise Interrupted(len(tasks), len(tasks), written=out_dir) from None
+                raise Interrupted(n_tasks, n_tasks, written=out_dir) from None
     return RunResult(scenario, indices, ds, written, dict(networks), notes)
 
 

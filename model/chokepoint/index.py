@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import phases
 from .cases import Case
 from .chemistry import AGGREGATE, Pair
 from .errors import NetworkError, SolverError
@@ -96,6 +97,7 @@ def compute(
         else:
             lp.set_parameters(parameters or {})
         timings.build[material] = time.perf_counter() - t0
+        solves_before = len(timings.solves)
         nodes_of = {}
         for fs in focal_sets:
             for step, stages in steps:
@@ -116,6 +118,11 @@ def compute(
                         rows.append((fs.label, p.chemistry, material, case.value, step, vi))
                         bar.update()
         timings.notes += [n for n in lp.notes if n not in timings.notes]
+        # the engines were built at their first solves: count them as building
+        solving = sum(timings.solves[solves_before:]) - lp.engine_seconds
+        phases.add("build", timings.build[material] + lp.engine_seconds)
+        phases.add("solve", solving)
+        lp.engine_seconds = 0.0
     bar.close()
     stages = pd.DataFrame(rows, columns=["focal", "chemistry", "material", "case", "stage",
                                          "vi_cumulative"])

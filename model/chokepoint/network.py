@@ -179,8 +179,7 @@ class Network:
         arcs = arcs.reset_index(drop=True)
         rows = _Rows(origin)
         _check_tonnage(arcs, rows)
-        arcs = arcs.assign(tonnes=pd.to_numeric(arcs["tonnes"]).astype(float))
-        names = pd.unique(pd.concat([arcs["source"], arcs["target"]], ignore_index=True))
+        src, tgt, names = _factorised(arcs["source"], arcs["target"], rows)
         parsed, bad = {}, {}
         for n in names:  # each distinct name once; the first bad one by row is reported
             try:
@@ -188,9 +187,9 @@ class Network:
             except ValueError as e:
                 bad[n] = e
         if bad:
-            at = arcs["source"].isin(bad).to_numpy() | arcs["target"].isin(bad).to_numpy()
-            i = int(np.flatnonzero(at)[0])
-            n = arcs["source"][i] if arcs["source"][i] in bad else arcs["target"][i]
+            wrong = names.isin(list(bad))
+            i = int(np.flatnonzero(wrong[src] | wrong[tgt])[0])
+            n = names[src[i]] if wrong[src[i]] else names[tgt[i]]
             raise NetworkError(f"{rows[i]}: {bad[n]}")
         nodes = pd.DataFrame(
             {"owner": [parsed[n][0] for n in names],
@@ -200,9 +199,16 @@ class Network:
         if close_imbalances:
             arcs = _closed(arcs, {n: parsed[n][1] for n in names})
             return cls.from_arcs(arcs, material, year, origin)
-        keep = ["source", "target", "tonnes"] + (["provenance"] if "provenance" in arcs else [])
-        net = cls(arcs=arcs[keep], nodes=nodes,
+        # Node names are stored once: the arc columns are categorical over the node index,
+        # their codes the arcs' node positions (2 bytes a name instead of a string object).
+        table = {"source": pd.Categorical.from_codes(src, dtype=pd.CategoricalDtype(names)),
+                 "target": pd.Categorical.from_codes(tgt, dtype=pd.CategoricalDtype(names)),
+                 "tonnes": pd.to_numeric(arcs["tonnes"]).to_numpy(dtype=float)}
+        if "provenance" in arcs:
+            table["provenance"] = arcs["provenance"].to_numpy()
+        net = cls(arcs=pd.DataFrame(table, copy=False), nodes=nodes,
                   material=material, year=year, origin=origin)
+        net._cache["positions"] = (src, tgt)  # the codes, already as positions
         net._validate(rows, check_balance)
         return net
 
@@ -211,17 +217,9 @@ class Network:
                  close_imbalances: bool = False) -> "Network":
         """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
         path = Path(path)
-        text = read_text(path, "flows file", NetworkError)
-        try:
-            table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise NetworkError(f"{path}: not a CSV table: {str(e).splitlines()[0]}") from None
-        expected = ["Source", "Target", "Value"]
-        if list(table.columns[:3]) != expected:
-            raise NetworkError(
-                f"{path}: columns are {list(table.columns)}, expected {expected}"
-            )
-        arcs = table[expected].set_axis(["source", "target", "tonnes"], axis=1)
+        arcs = _read_typed(path)
+        if arcs is None:  # a fault in the file: the text reader names its row or column
+            arcs = _read_text(path)
         return cls.from_arcs(arcs, material=material, year=year, origin=str(path),
                              close_imbalances=close_imbalances)
 
@@ -254,13 +252,22 @@ class Network:
         )
         return sorted(set(self.nodes.loc[countryish, "owner"]))
 
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Node positions (in ``nodes``) of each arc's source and target."""
+        if "positions" not in self._cache:
+            self._cache["positions"] = tuple(_positions(self.arcs[c], self.nodes.index)
+                                             for c in ("source", "target"))
+        return self._cache["positions"]
+
     def node_flow(self) -> pd.DataFrame:
         """Observed inflow and outflow per node (tonnes)."""
         if "node_flow" not in self._cache:
-            inflow = self.arcs.groupby("target")["tonnes"].sum()
-            outflow = self.arcs.groupby("source")["tonnes"].sum()
-            flow = pd.DataFrame({"inflow": inflow, "outflow": outflow}).reindex(self.nodes.index)
-            self._cache["node_flow"] = flow.fillna(0.0)
+            src, tgt = self.positions()
+            tonnes = self.arcs["tonnes"].to_numpy(dtype=float)
+            n = len(self.nodes)
+            self._cache["node_flow"] = pd.DataFrame(
+                {"inflow": np.bincount(tgt, tonnes, n), "outflow": np.bincount(src, tonnes, n)},
+                index=self.nodes.index)
         return self._cache["node_flow"]
 
     def product_supply(self, product: str) -> float:
@@ -278,14 +285,14 @@ class Network:
 
     def _validate(self, rows: "_Rows", check_balance: bool = True) -> None:
         arcs, stage = self.arcs, self.nodes["stage"].to_numpy()
-        dup = arcs.duplicated(["source", "target"], keep="first").to_numpy()
+        src, tgt = self.positions()
+        pair = pd.Series(src.astype(np.int64, copy=False) * len(stage) + tgt)
+        dup = pair.duplicated(keep="first").to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
             raise NetworkError(
                 f"{rows[i]}: duplicate arc {arcs.source[i]!r} -> {arcs.target[i]!r}"
             )
-        src = self.nodes.index.get_indexer(arcs["source"])
-        tgt = self.nodes.index.get_indexer(arcs["target"])
         kind = {st: np.array([x is st for x in stage]) for st in Stage}
         sink = kind[Stage.PRODUCT] | kind[Stage.OTHER_SINK]
         source = kind[Stage.MINE] | kind[Stage.RECYCLING] | kind[Stage.UNCERTAIN_SOURCE]
@@ -331,6 +338,78 @@ class _Rows:
 
     def __getitem__(self, i: int) -> str:
         return f"{self.origin}: row {i + 2}"
+
+
+#: The published flows' columns.
+FLOWS_COLUMNS = ["Source", "Target", "Value"]
+
+
+def _read_typed(path: Path) -> pd.DataFrame | None:
+    """The arcs of a flows file in one typed pass: names as categories (each distinct name
+    parsed once), tonnages as floats. ``None`` when the file is not a clean table of
+    non-negative numbers (or cannot be read): :func:`_read_text` then finds and names the
+    fault, with the same messages as ever."""
+    try:
+        table = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_filter=False,
+                            low_memory=False,
+                            dtype={"Source": "category", "Target": "category",
+                                   "Value": "float64"})
+    except (OSError, ValueError, UnicodeError, pd.errors.ParserError):
+        return None
+    if list(table.columns[:3]) != FLOWS_COLUMNS or table["Value"].dtype != np.float64:
+        return None
+    values = table["Value"].to_numpy()
+    if not (np.isfinite(values).all() and (values >= 0).all()):
+        return None
+    return table[FLOWS_COLUMNS].set_axis(["source", "target", "tonnes"], axis=1)
+
+
+def _read_text(path: Path) -> pd.DataFrame:
+    """The arcs of a flows file read as text, every cell a string: slow, but it names what is
+    wrong in a file the typed reader refused."""
+    text = read_text(path, "flows file", NetworkError)
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise NetworkError(f"{path}: not a CSV table: {str(e).splitlines()[0]}") from None
+    if list(table.columns[:3]) != FLOWS_COLUMNS:
+        raise NetworkError(
+            f"{path}: columns are {list(table.columns)}, expected {FLOWS_COLUMNS}"
+        )
+    return table[FLOWS_COLUMNS].set_axis(["source", "target", "tonnes"], axis=1)
+
+
+def _codes(names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a column of names, numbered by first appearance (-1: missing), and the names
+    so numbered."""
+    if isinstance(names.dtype, pd.CategoricalDtype) and (names.cat.codes >= 0).all():
+        # a categorical's codes follow its (sorted) categories: renumber them by appearance
+        codes, order = pd.factorize(names.cat.codes.to_numpy())
+        return codes, names.cat.categories.to_numpy(dtype=object)[order]
+    return pd.factorize(names.to_numpy(dtype=object))
+
+
+def _factorised(source: pd.Series, target: pd.Series,
+                rows: "_Rows") -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Arcs' source and target positions and the node names, in order of first appearance
+    (sources first, then targets): each distinct name is hashed once per column."""
+    src, src_names = _codes(source)
+    tgt, tgt_names = _codes(target)
+    for codes in (src, tgt):
+        if (codes < 0).any():
+            raise NetworkError(f"{rows[int(np.flatnonzero(codes < 0)[0])]}: a node name is "
+                               "missing")
+    first = pd.Index(src_names)
+    names = first.append(pd.Index(tgt_names[~pd.Index(tgt_names).isin(first)]))
+    return src.astype(np.intp), names.get_indexer(tgt_names)[tgt].astype(np.intp), names
+
+
+def _positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Positions in ``index`` of a column of node names (its codes, when the column is a
+    categorical over that very index)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.equals(index):
+        return column.cat.codes.to_numpy().astype(np.intp)
+    return index.get_indexer(column)
 
 
 def _check_tonnage(arcs: pd.DataFrame, rows: list[str]) -> None:

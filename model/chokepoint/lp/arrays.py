@@ -50,8 +50,7 @@ class NetworkArrays:
         self.product = is_[Stage.PRODUCT]
         self.refining = is_[Stage.REFINING]
         self.cathode_pool = is_[Stage.CATHODE_POOL]
-        self.src = self.names.get_indexer(network.arcs["source"])
-        self.tgt = self.names.get_indexer(network.arcs["target"])
+        self.src, self.tgt = network.positions()
         self.tonnes = network.arcs["tonnes"].to_numpy(dtype=float)
         self.outflow = np.bincount(self.src, self.tonnes, self.n_nodes)
         self.inflow = np.bincount(self.tgt, self.tonnes, self.n_nodes)

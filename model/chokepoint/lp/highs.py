@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 
-import highspy
 import numpy as np
 import scipy.sparse as sp
 
@@ -30,7 +29,9 @@ from .arrays import NetworkArrays, Query
 from .families import FLOW, Bounds, Rows
 from .formulation import ExtensionError, Formulation, layout_size
 
-_INF = highspy.kHighsInf
+# highspy is imported by the engine, not with this module: a run with `solver: network` or a
+# Pyomo solver never loads it. HiGHS's kHighsInf is IEEE infinity.
+_INF = np.inf
 #: From this many columns up, the algorithm depends on the sense (see the module docstring).
 IPM_COLUMNS = 5_000
 LARGE_OPTIONS = {
@@ -209,6 +210,8 @@ class HighsEngine:
         matrix = (sp.diags(self.rowscale) @ matrix).tocsc()
         self.m_rows = matrix.shape[0]
 
+        import highspy
+
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.n, self.m_rows
         lp.col_cost_ = np.zeros(self.n)
@@ -235,6 +238,8 @@ class HighsEngine:
         self._focal = np.zeros(d.n_nodes)
 
     def _set_option(self, key: str, value) -> None:
+        import highspy
+
         status = self.highs.setOptionValue(key, value)
         if status != highspy.HighsStatus.kOk:
             from ..errors import SolverError
@@ -316,6 +321,8 @@ class HighsEngine:
             cost = cost * self.colscale / d.scale
             self.highs.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), cost)
             self._product = q.product
+        import highspy
+
         sense = highspy.ObjSense.kMinimize if q.case.spec.sense == "minimize" \
             else highspy.ObjSense.kMaximize
         self.highs.changeObjectiveSense(sense)

@@ -12,6 +12,7 @@ asked for; then the case's formulation gets an engine, kept for every later ques
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -73,6 +74,8 @@ class VulnerabilityLP:
                                                                    pinning)
         self.notes: list[str] = []
         self._engines: dict[int, object] = {}
+        #: Wall-clock seconds spent building engines (at first solves) since last reset.
+        self.engine_seconds = 0.0
         self._flow: FlowEngine | None = None
         self._pinned: frozenset[str] = frozenset()
         self._focal_key: frozenset[str] | None = None
@@ -92,6 +95,13 @@ class VulnerabilityLP:
         got = self._engines.get(id(f))
         if got is not None:
             return got
+        t = time.perf_counter()
+        got = self._new_engine(f)
+        self._engines[id(f)] = got
+        self.engine_seconds += time.perf_counter() - t
+        return got
+
+    def _new_engine(self, f: Formulation):
         if self.solver_name == NETWORK_SOLVER and serves(f):
             if self._flow is None:
                 self._flow = FlowEngine(self.arrays)
@@ -109,7 +119,6 @@ class VulnerabilityLP:
 
             got = PyomoEngine(self.arrays, f, self.solver_name, self.parameters, self.options,
                               blocs=self.blocs)
-        self._engines[id(f)] = got
         return got
 
     def set_parameters(self, values: Mapping[str, float]) -> None:

@@ -46,7 +46,6 @@ from typing import Annotated, Union
 
 import numpy as np
 import pandas as pd
-import pyparsing as pp
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from .. import countries
@@ -201,6 +200,8 @@ def _fold_logic(tokens):
 
 @lru_cache(maxsize=1)
 def _grammar():
+    import pyparsing as pp  # only where a scenario declares constraints
+
     pp.ParserElement.enable_packrat()
     name = pp.Word(pp.alphas + "_", pp.alphanums + "_")
     number = pp.Regex(r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?").set_parse_action(
@@ -248,6 +249,8 @@ def _parse(which: int, text: str, at: str, what: str):
     if deepest > MAX_DEPTH:
         raise ScenarioError(f"{at}: the {what} nests parentheses {deepest} deep; at most "
                             f"{MAX_DEPTH} (name a part in `expressions:`)")
+    import pyparsing as pp
+
     try:
         return _grammar()[which].parse_string(text, parse_all=True)
     except pp.ParseBaseException as e:

@@ -43,10 +43,10 @@ def solver_version(name: str) -> str | None:
             import highspy
 
             return highspy.Highs().version()
-        if name == "network":
-            import igraph
+        if name == "network":  # from its metadata: importing igraph may import matplotlib
+            from importlib.metadata import version
 
-            return f"igraph {igraph.__version__}"
+            return f"igraph {version('igraph')}"
         from ..lp.pyomo_engine import make_solver
 
         version = make_solver(name).version()

@@ -25,6 +25,7 @@ from ..chemistry import AGGREGATE, pair_key, pair_label
 from ..network import Network
 from ..publish import write_file
 from ..statistics.inputs import data_dir
+from .results import warnings_for
 
 REPORT_HTML = "report.html"
 
@@ -268,51 +269,6 @@ def _grids(full: xr.Dataset, pairs: list[dict], owns=None) -> list[dict]:
 def _value(x) -> str:
     """A swept value as the sweep's own labels write it (a switch as on/off)."""
     return ("on" if x else "off") if isinstance(x, bool) else str(x)
-
-
-def warnings_for(ds: xr.Dataset, networks: dict[str, Network], focal_nodes) -> list[str]:
-    """What a domain expert needs to know before reading the numbers: a focal set that owns no
-    node of a network (its indices there are 0 by construction), and a pessimistic B pinned at
-    100% by uncertain sources alone."""
-    out = []
-    for label, per_material in focal_nodes.items():
-        empty = [m for m, nodes in per_material.items() if not nodes and m in networks]
-        if empty:
-            out.append(f"{label} owns no node of the {', '.join(empty)} network"
-                       f"{'s' if len(empty) > 1 else ''}: its indices there are 0 by "
-                       "construction, not a finding.")
-    variants = range(ds.sizes["variant"]) if "variant" in ds.dims else [None]
-    found = {v: _pinned(ds if v is None else ds.isel(variant=v)) for v in variants}
-    texts = {v: "; ".join(f"{f}: {', '.join(p)}" for f, p in pinned.items())
-             for v, pinned in found.items() if pinned}
-    lead = ("pessimistic B is 100% only because uncertain sources (data gaps) may carry the "
-            "focal set's material, where pessimistic A is below: ")
-    tail = ". Read these as 'the data cannot rule it out'."
-    if texts and len(set(texts.values())) == 1 and len(texts) == len(found):
-        out.append(lead + next(iter(texts.values())) + tail)  # the same in every variant
-    else:
-        for v, text in texts.items():
-            out.append(lead + f"variant {v}: " + text + tail)
-    return out
-
-
-def _pinned(ds: xr.Dataset) -> dict[str, list[str]]:
-    """{focal set: ["LFP-Li (A 93%)", ...]}: pairs whose pessimistic B is 100% while A is not,
-    in the central sample."""
-    vi = ds["vi"].isel(sample=0) if "sample" in ds["vi"].dims else ds["vi"]
-    pinned: dict[str, list[str]] = {}
-    if not {"pessimistic_a", "pessimistic_b"} <= set(map(str, vi.case.values)):
-        return pinned
-    a = vi.sel(case="pessimistic_a").drop_sel(material=AGGREGATE, errors="ignore")
-    b = vi.sel(case="pessimistic_b").drop_sel(material=AGGREGATE, errors="ignore")
-    hits = ((b >= 0.9999) & (a < 0.999)).to_series()  # NaN (pair not run) compares False
-    hits = hits[hits].index.tolist()
-    for focal in map(str, vi.focal.values):
-        for c, m in sorted(((c, m) for f, c, m in hits if f == focal),
-                           key=lambda p: pair_key(*p)):
-            share = float(a.sel(focal=focal, chemistry=c, material=m))
-            pinned.setdefault(focal, []).append(f"{pair_label(c, m)} (A {100 * share:.0f}%)")
-    return pinned
 
 
 def _keep(fig, path: Path) -> str:
