@@ -394,9 +394,11 @@ def _export_lp(args) -> int:
     from .api import export_lp
 
     info = export_lp(_scenario(args), args.focal, args.pair, args.case, args.out, args.fmt)
+    minus = "-" if info["sense"] == "maximize" else ""
     print(f"wrote {args.out}: the LP of focal set {info['focal']!r}, pair {info['pair']}, case "
-          f"{info['case']} ({info['sense']}); its objective is touched tonnes into the product: "
-          f"index = objective / {info['supply_t']:.10g} t", file=sys.stderr)
+          f"{info['case']} ({info['sense']}s touched tonnes into the product; the file "
+          f"minimises {minus or '+'}touched tonnes): index = {minus}objective / "
+          f"{info['supply_t']:.17g} t", file=sys.stderr)
     return 0
 
 
