@@ -36,6 +36,28 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def installed() -> tuple[str, str | None]:
+    """chokepoint's version and commit: the checkout's commit when it runs from one, else the
+    commit pip recorded when it installed it from a repository (``direct_url.json``)."""
+    import json
+    from importlib import metadata
+
+    from .. import __version__
+
+    commit = git_commit()
+    try:
+        dist = metadata.distribution("chokepoint")
+    except metadata.PackageNotFoundError:
+        return __version__, commit
+    if commit is None:
+        try:
+            url = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            url = {}
+        commit = url.get("vcs_info", {}).get("commit_id")
+    return dist.version or __version__, commit
+
+
 def solver_version(name: str) -> str | None:
     """The version of a solver, as it reports it (None where it cannot say)."""
     try:
