@@ -196,3 +196,46 @@ def test_report_compares_two_runs_with_profiles_in_a_page(measured, library, tmp
                           page.as_uri()], check=True, timeout=120, capture_output=True,
                          text=True).stdout
     assert 'src="profile_instances_paper.png"' in dom and runs[1] in dom
+
+
+def test_export_all_names_each_variant_of_a_sweep(tmp_path, tiny_flows):
+    """A sweep's variants are exported too, named vK__..., with the variant's label; their
+    indices are the run's, and HiGHS solves every file to the manifest's objective."""
+    from conftest import TINY_SCENARIO, write_scenario
+
+    from chokepoint.api import run
+
+    body = TINY_SCENARIO + "sweep: {focal: [{China: [China]}, {Australia: [Australia]}]}\n"
+    path = write_scenario(tmp_path, body)
+    r = cli("export-lp", path, "--all", "--out", tmp_path / "lib")
+    assert r.returncode == 0, r.stderr
+    m = pd.read_csv(tmp_path / "lib" / "manifest.csv")
+    assert len(m) == 2 * 4 and m["instance"].is_unique
+    assert list(m["instance"].str.split("__").str[0].unique()) == ["v0", "v1"]
+    assert m["variant"].notna().all() and m["variant"].nunique() == 2
+    run(path, out=tmp_path / "out", workers=1)
+    vi = pd.read_csv(tmp_path / "out" / "vulnerability.csv")
+    for row in m.itertuples():
+        v = int(row.instance.split("__")[0][1:])
+        want = vi[(vi["variant"] == v) & (vi["focal"] == row.focal) & (vi["case"] == row.case)]
+        assert row.index == pytest.approx(float(want["vi"].iloc[0]), abs=1e-9), row
+    r = cli("bench", "--instances", tmp_path / "lib", "--solvers", "highspy", "--repeat", "1",
+            "--out", tmp_path / "bench")
+    assert r.returncode == 0, r.stderr
+    assert (pd.read_csv(tmp_path / "bench" / "measurements.csv")["status"] == "ok").all()
+
+
+def test_bench_of_a_scenario_measures_every_index_and_stage_step(tmp_path, tiny_flows):
+    from conftest import TINY_SCENARIO, write_scenario
+
+    path = write_scenario(tmp_path, TINY_SCENARIO)
+    r = cli("bench", path, "--repeat", "2", "--out", tmp_path / "bench")
+    assert r.returncode == 0, r.stderr
+    ms = pd.read_csv(tmp_path / "bench" / "measurements.csv")
+    full = ms[ms["instance"].str.count("__") == 2]
+    # 2 focal sets x 1 pair x 4 cases x 2 repeats, and the stage steps beside them
+    assert len(full) == 2 * 4 * 2 and len(ms) > len(full)
+    assert set(ms["suite"]) == {"scenario tiny"} and set(ms["formulation"]) == {"scenario"}
+    table = pd.read_csv(tmp_path / "bench" / "bench.csv")
+    ok = ms.loc[ms["status"] == "ok", "seconds"] * 1000
+    assert table["solve_median_ms"].iloc[0] == pytest.approx(ok.median(), rel=1e-12)

@@ -175,6 +175,11 @@ def test_bench_scale_suite_writes_growth_with_its_spread_and_plot(tmp_path):
     assert (table["stages"] == 7).all() and (table["max_abs_diff_vi"] <= 1e-6).all()
     assert table.groupby("countries")["network_arcs"].nunique().eq(1).all()
     assert table.loc[table["solver"] == "highspy", "indices"].eq(4).all()
+    ms = pd.read_csv(tmp_path / "measurements.csv")  # sizes x (cases of each solver)
+    assert len(ms) == 3 * (4 + 4 + 3) and (ms["status"] == "ok").all()
+    assert ms.groupby(["countries", "solver"]).size().to_dict() == {
+        (n, s): 3 if s == "maxflow" else 4 for n in (6, 9, 12)
+        for s in ("highspy", "network", "maxflow")}
     assert re.search(r"highspy: time per index grows as arcs\^[\d.]+ \+- [\d.e-]+ \(3 sizes",
                      r.stdout)
     assert (tmp_path / "scale.png").stat().st_size > 10_000
@@ -195,6 +200,9 @@ def test_bench_chain_suite_times_whole_runs_from_a_flows_file(tmp_path):
     assert (table["indices"] == 8).all() and (table["max_abs_diff_vi"] <= 1e-6).all()
     assert (table["wall_s"] > 0).all() and (table["peak_rss_mib"] > 50).all()
     assert (table["network_arcs"] > 12 * 12).all()
+    ms = pd.read_csv(tmp_path / "measurements.csv")  # a whole run per solver and repeat
+    assert list(ms["solver"]) == ["highspy", "network"] and (ms["instance"] == "chain-12").all()
+    assert list(ms["seconds"]) == list(table["wall_s"])  # best of one repeat
 
 
 def test_bench_of_a_scenario_honours_out(tmp_path):
