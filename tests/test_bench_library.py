@@ -239,3 +239,28 @@ def test_bench_of_a_scenario_measures_every_index_and_stage_step(tmp_path, tiny_
     table = pd.read_csv(tmp_path / "bench" / "bench.csv")
     ok = ms.loc[ms["status"] == "ok", "seconds"] * 1000
     assert table["solve_median_ms"].iloc[0] == pytest.approx(ok.median(), rel=1e-12)
+
+
+@pytest.mark.parametrize("solver, message", [
+    ("highspy:bogus=1", "HiGHS rejects the option bogus=1"),
+    ("glpk:bogus=1", "Invalid option '--bogus'"),
+    ("cbc:bogus=1", "cbc knows no parameter 'bogus'"),
+])
+def test_options_a_solver_rejects_are_an_error_before_measuring(library, tmp_path, solver,
+                                                                message):
+    name = solver.split(":")[0]
+    if name in ("glpk", "cbc") and name not in SOLVERS:
+        pytest.skip(f"{name} is not installed here")
+    r = cli("bench", "--instances", library, "--solvers", "highspy", solver, "--out",
+            tmp_path / "out")
+    assert r.returncode == 1 and f"--solvers {solver}: " in r.stderr and message in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_export_all_never_replaces_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    r = cli("export-lp", "paper_2020", "--all", "--out", tmp_path / "mine")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -212,6 +213,15 @@ def bench_instances(folder: str | Path, solvers: list[SolverChoice], repeat: int
     manifest = read_manifest(folder)
     out = []
     suite = f"instances {folder.name}"
+    first = folder / manifest["file"].iloc[0]
+    for choice in solvers:  # options a solver rejects: an error before anything is measured
+        if unavailable(choice) is None:
+            with tempfile.TemporaryDirectory(prefix="chokepoint-instances-") as tmp:
+                _, status, _, _ = _solver(choice, Path(tmp))(first)
+            if status.startswith("failed") and choice.options:
+                raise ChokepointError(f"--solvers {choice.text}: {engine_of(choice)} fails "
+                                      f"on {manifest['instance'].iloc[0]} with these options "
+                                      f"({status[len('failed: '):]})")
     for choice in solvers:
         why = unavailable(choice)
         row = Row(suite=suite, solver=choice.name, formulation="file",
@@ -228,7 +238,7 @@ def bench_instances(folder: str | Path, solvers: list[SolverChoice], repeat: int
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="chokepoint-instances-") as tmp:
             solve = _solver(choice, Path(tmp))
-            solve(folder / manifest["file"].iloc[0])  # warm-up: imports, first call
+            solve(first)  # warm-up: imports, first call
             records, walls, worst = [], [], 0.0
             for r in range(1, repeat + 1):
                 t_round = time.perf_counter()
@@ -250,8 +260,6 @@ def bench_instances(folder: str | Path, solvers: list[SolverChoice], repeat: int
                         index=index))
                 walls.append(time.perf_counter() - t_round)
         _attach(row, records)
-        import statistics
-
         row.wall_s = statistics.median(walls)
         row.max_abs_diff_vi = worst  # here: the largest relative objective difference
         bad = [x for x in row.measurements if x.status != "ok"]
@@ -287,9 +295,12 @@ def _solver(choice: SolverChoice, tmp: Path):
 
 
 def _highspy(path: Path, options: dict):
+    import highspy
+
     h = _highs()
     for k, v in options.items():
-        h.setOptionValue(k, v)
+        if h.setOptionValue(k, v) != highspy.HighsStatus.kOk:
+            return 0.0, f"failed: HiGHS rejects the option {k}={v!r}", None, None
     t = time.perf_counter()
     h.readModel(str(path))
     h.run()
@@ -301,18 +312,16 @@ def _highspy(path: Path, options: dict):
             + info.crossover_iteration_count)
 
 
-def _options_args(options: dict) -> list[str]:
+def _options_args(options: dict, dash: str = "") -> list[str]:
     """``key=value`` options as the program's command-line words: ``--key value`` for
-    glpsol, ``key value`` for cbc (a value of true: the flag alone)."""
+    glpsol (``dash="--"``), ``key value`` for cbc; a value of true is the flag alone."""
     out = []
     for k, v in options.items():
-        out.append(k)
-        if v is not True:
-            out.append(str(v))
+        out += [dash + k] + ([] if v is True else [str(v)])
     return out
 
 
-def _run(args: list[str], path: Path) -> tuple[float, subprocess.CompletedProcess | None]:
+def _run(args: list[str]) -> tuple[float, subprocess.CompletedProcess | None]:
     t = time.perf_counter()
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -325,9 +334,8 @@ def _run(args: list[str], path: Path) -> tuple[float, subprocess.CompletedProces
 def _glpsol(path: Path, options: dict, tmp: Path):
     sol = tmp / "glpsol.txt"
     sol.unlink(missing_ok=True)
-    args = ["glpsol", "--freemps", str(path), "-w", str(sol)]
-    args += [f"--{w}" if i % 2 == 0 else w for i, w in enumerate(_options_args(options))]
-    seconds, r = _run(args, path)
+    seconds, r = _run(["glpsol", "--freemps", str(path), "-w", str(sol),
+                       *_options_args(options, "--")])
     if r is None:
         return seconds, f"stopped: over {TIMEOUT_S:.0f} s", None, None
     # the solution file's status line: s bas ROWS COLS PRIMAL DUAL OBJECTIVE
@@ -336,7 +344,8 @@ def _glpsol(path: Path, options: dict, tmp: Path):
     # progress lines: '*   10: obj = ...' (simplex), '~    0: obj = ...' (presolver)
     steps = re.findall(r"^[*~]?\s*(\d+): obj", r.stdout, re.M)
     if r.returncode or line is None:
-        return seconds, f"failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", None, None
+        last = ((r.stderr or r.stdout).strip().splitlines() or ["no output"])[-1]
+        return seconds, f"failed: {last}", None, None
     _, _, _, _, primal, dual, objective = line.split()
     status = "ok" if primal == dual == "f" else f"not optimal (primal {primal}, dual {dual})"
     return seconds, status, float(objective), int(steps[-1]) if steps else None
@@ -345,10 +354,12 @@ def _glpsol(path: Path, options: dict, tmp: Path):
 def _cbc(path: Path, options: dict, tmp: Path):
     sol = tmp / "cbc.txt"
     sol.unlink(missing_ok=True)
-    seconds, r = _run(["cbc", str(path), *_options_args(options), "solve", "solu", str(sol)],
-                      path)
+    seconds, r = _run(["cbc", str(path), *_options_args(options), "solve", "solu", str(sol)])
     if r is None:
         return seconds, f"stopped: over {TIMEOUT_S:.0f} s", None, None
+    unknown = re.search(r"No match for (\S+)", r.stdout)  # cbc ignores a word it lacks
+    if unknown:
+        return seconds, f"failed: cbc knows no parameter {unknown.group(1)!r}", None, None
     first = sol.read_text().splitlines()[0] if sol.is_file() else ""
     m = re.match(r"\s*(\w[\w ]*?) - objective value\s+(\S+)", first)
     if r.returncode or not m:

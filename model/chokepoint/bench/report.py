@@ -149,6 +149,7 @@ PAGE = """<!DOCTYPE html>
  table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
  th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; }
  td:first-child, th:first-child { text-align: left; } img { max-width: 100%; }
+ td { max-width: 24em; overflow-wrap: anywhere; }
 </style></head><body>
 <h1>Solver benchmark</h1>
 <p>Runs: {{ runs|length }}; measurements of {{ folders }}. An instance's time is the median of
