@@ -213,6 +213,11 @@ def test_export_all_names_each_variant_of_a_sweep(tmp_path, tiny_flows):
     assert len(m) == 2 * 4 and m["instance"].is_unique
     assert list(m["instance"].str.split("__").str[0].unique()) == ["v0", "v1"]
     assert m["variant"].notna().all() and m["variant"].nunique() == 2
+    # the same scenario gives the same bytes (a library can be published and checked)
+    r = cli("export-lp", path, "--all", "--out", tmp_path / "again")
+    assert r.returncode == 0, r.stderr
+    for name in ["manifest.csv", *m["file"]]:
+        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
     run(path, out=tmp_path / "out", workers=1)
     vi = pd.read_csv(tmp_path / "out" / "vulnerability.csv")
     for row in m.itertuples():

@@ -64,8 +64,12 @@ def export_all(scenario, out: str | Path, log=print) -> Path:
     if scenario.spec.sensitivity is not None:
         log("chokepoint: note: the sensitivity samples are not exported; the central "
             "values are")
+    from tqdm.auto import tqdm
+
     variants, _, _ = make_tasks(scenario, scenario.blocs())
     rows = []
+    # a bar on a terminal (tqdm's rule): a large network's LP takes seconds to write
+    bar = tqdm(desc="instances", unit="LP", leave=False, disable=None)
     with output_lock(folder), staged(folder, {"command": "chokepoint export-lp --all"}) as tmp:
         (tmp / "instances").mkdir()
         for v in variants:
@@ -91,6 +95,10 @@ def export_all(scenario, out: str | Path, log=print) -> Path:
                                  + f": focal set {fs.label!r}, pair {p}, case {case.value}"]
                         text, info = lp_text(lp, case, nodes, p.chemistry, "mps", name, about)
                         file = f"instances/{_slug(name)}.mps.gz"
+                        n = 1
+                        while (tmp / file).exists():  # labels that differ only in symbols
+                            n += 1
+                            file = f"instances/{_slug(name)}-{n}.mps.gz"
                         # mtime=0: the same LP gives the same bytes
                         (tmp / file).write_bytes(gzip.compress(text.encode(), mtime=0))
                         index = vi[fs.label, p.chemistry, p.material, case.value]
@@ -102,8 +110,10 @@ def export_all(scenario, out: str | Path, log=print) -> Path:
                                          sense=info["sense"], **size,
                                          objective=sign * index * supply,
                                          product_supply_t=supply, index=index))
+                        bar.update()
             log(f"export-lp --all: {len(rows)} instances written"
                 + (f" (variant {v.index} of {len(variants)})" if prefix else ""))
+        bar.close()
         pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(
             tmp / MANIFEST, index=False, float_format="%.17g")
         (tmp / "README.txt").write_text(README, encoding="utf-8")
