@@ -38,7 +38,8 @@ def git_commit() -> str | None:
 
 def installed() -> tuple[str, str | None]:
     """chokepoint's version and commit: the checkout's commit when it runs from one, else the
-    commit pip recorded when it installed it from a repository (``direct_url.json``)."""
+    commit its build recorded in its metadata (``hatch_build.py``), else the one pip recorded
+    when it installed it from a repository (``direct_url.json``)."""
     import json
     from importlib import metadata
 
@@ -49,6 +50,8 @@ def installed() -> tuple[str, str | None]:
         dist = metadata.distribution("chokepoint")
     except metadata.PackageNotFoundError:
         return __version__, commit
+    if commit is None:  # recorded by the build (hatch_build.py)
+        commit = (dist.read_text("extra_metadata/BUILD_COMMIT") or "").strip() or None
     if commit is None:
         try:
             url = json.loads(dist.read_text("direct_url.json") or "{}")
