@@ -91,7 +91,7 @@ def provenance(scenario, solvers: list[str]) -> dict:
         files[path.name] = f"sha256:{file_digest(path)}" if path.is_file() else "absent"
     return {
         "chokepoint": __version__,
-        "git_commit": git_commit(),
+        "git_commit": installed()[1],
         "python": platform.python_version(),
         "scenario_file": scenario.path.name if scenario.path else None,
         "scenario_sha256": file_digest(scenario.path) if scenario.path and
