@@ -155,11 +155,13 @@ def test_shifted_geometric_mean_and_performance_profile_by_hand():
 
 
 def test_an_instance_counts_as_solved_only_when_every_repeat_was():
-    m = pd.DataFrame({"run_id": "r", "suite": "s", "instance": ["p", "p", "q", "q"],
+    m = pd.DataFrame({"run_id": "r", "suite": "s", "instance": ["p", "p", "q", "q", "z"],
                       "solver": "x", "solver_options": None, "formulation": "core",
-                      "seconds": [0.1, 0.2, 0.1, 0.3], "status": ["ok", "ok", "ok", "failed"]})
+                      "seconds": [0.1, 0.2, 0.1, 0.3, None],
+                      "status": ["ok", "ok", "ok", "failed", "not solved: no focal node"]})
     t = times(m)
     assert t.loc["p", "x"] == pytest.approx(0.15) and np.isnan(t.loc["q", "x"])
+    assert list(t.index) == ["p", "q"]  # an index answered without an LP is no instance
 
 
 def test_report_compares_two_runs_with_profiles_in_a_page(measured, library, tmp_path):
