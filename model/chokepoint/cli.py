@@ -155,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--instances", metavar="DIR", help="solve every instance of the library "
                    "DIR (written by export-lp --all) with --solvers: highspy (HiGHS reads the "
                    "file), glpk and cbc (the programs glpsol and cbc), any other Pyomo solver "
-                   "(on the file's matrix); each objective is checked against the manifest")
+                   "(on the file's matrix); each objective is checked against the manifest "
+                   "(default solvers: highspy glpk cbc)")
     b.add_argument("--report", nargs="+", metavar="DIR", help="read the measurements of the "
                    "bench folders DIR... (one or more runs, several machines) and write "
                    "report.html with solved counts, shifted geometric means and performance "
@@ -358,7 +359,8 @@ def _bench(args) -> int:
         for path in write_run([report.row(spec.solver, spec.solver_options)], info, out):
             print(f"wrote {path}", file=sys.stderr)
         return 0
-    solvers = [SolverChoice.parse(s) for s in (args.solvers or DEFAULT_SOLVERS)]
+    default = ("highspy", "glpk", "cbc") if args.instances else DEFAULT_SOLVERS
+    solvers = [SolverChoice.parse(s) for s in (args.solvers or default)]
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.instances:
         if args.suite or args.families:
