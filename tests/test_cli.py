@@ -138,6 +138,7 @@ def test_bench_reports_build_and_solve(tmp_path, tiny_flows):
     assert r.returncode == 0, r.stderr
     assert "model build per network: lithium" in r.stdout
     assert "solve per LP: median" in r.stdout
+    assert "authors" not in r.stdout  # their time is of the paper grid, not of this work
     assert (tmp_path / "bench" / "bench.csv").read_text().count("scenario tiny") == 1
 
 

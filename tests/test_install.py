@@ -35,6 +35,14 @@ def test_wheel_runs_the_paper_scenario_from_anywhere(tmp_path):
                            capture_output=True, text=True, env=env, timeout=300)
     package, data = where.stdout.split()
     assert package.startswith(str(venv)) and data.startswith(str(venv)), where.stdout
+    # the commit it was built from, read from its metadata (no checkout to ask)
+    from chokepoint.outputs.provenance import git_commit
+
+    commit = subprocess.run([str(py), "-c", "from chokepoint.outputs.provenance import "
+                             "installed; print(installed()[1])"], cwd=anywhere,
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert commit.returncode == 0, commit.stderr
+    assert git_commit() and commit.stdout.strip() == git_commit()
     run = subprocess.run([str(venv / "bin" / "chokepoint"), "run", "paper_2020", "--quiet"],
                          cwd=anywhere, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr

@@ -385,8 +385,9 @@ def _marker(scenario: Scenario) -> dict:
 def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
               path: str | Path, fmt: str | None = None) -> dict:
     """Write the exact LP one index solves (its focal set, pair and case), in tonnes, as an MPS
-    or LP file any solver reads; returns what turns its optimum into the index: the product's
-    supply (index = objective / supply) and the objective's sense."""
+    or LP file any solver reads (a minimisation: see :mod:`chokepoint.lp.export`); returns
+    what turns its optimum into the index: the case's sense and the product's supply
+    (index = -objective / supply where the case maximises, objective / supply otherwise)."""
     from .errors import ScenarioError, did_you_mean
     from .lp import VulnerabilityLP
     from .publish import check_path, written
@@ -412,11 +413,12 @@ def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
     net = networks[p.material]
     families, parameters, _ = scenario.user_families()
     lp = VulnerabilityLP(net, "highspy", families, parameters)
-    model = lp.model(c, labels[focal].nodes(net), p.chemistry)
-    from pyomo.opt import ProblemFormat
+    from .lp.export import lp_text
 
+    text, info = lp_text(lp, c, labels[focal].nodes(net), p.chemistry, fmt,
+                         f"{focal}__{p}__{c.value}",
+                         [f"scenario {scenario.spec.name}: focal set {focal!r}, pair {p}, "
+                          f"case {c.value}"])
     with written(path) as tmp:
-        model.write(str(tmp), format={"mps": ProblemFormat.mps, "lp": ProblemFormat.cpxlp}[fmt],
-                    io_options={"symbolic_solver_labels": True})
-    return {"supply_t": net.product_supply(p.chemistry), "sense": c.spec.sense,
-            "focal": focal, "pair": str(p), "case": c.value, "format": fmt}
+        tmp.write_text(text, encoding="utf-8")
+    return {**info, "focal": focal, "pair": str(p), "case": c.value, "format": fmt}

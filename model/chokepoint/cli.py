@@ -113,15 +113,20 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--out", required=True, metavar="FILE")
 
     ex = sub.add_parser("export-lp", help="write the exact LP of one index (focal set, pair, "
-                        "case) as an MPS or LP file, for solvers chokepoint does not wrap")
+                        "case) as an MPS or LP file, or with --all every index's LP as an "
+                        "instance library, for solvers chokepoint does not wrap")
     ex.add_argument("scenario", help="scenario YAML file (or a shipped scenario's name)")
-    ex.add_argument("--focal", required=True, help="focal set label of the scenario")
-    ex.add_argument("--pair", required=True, help="chemistry-material pair, e.g. LFP-lithium")
-    ex.add_argument("--case", required=True, help="proportional, optimistic, pessimistic_a or "
+    ex.add_argument("--all", action="store_true", help="every focal set x pair x case (and "
+                    "sweep variant) as gzipped free MPS under --out DIR/instances/, with "
+                    "DIR/manifest.csv (size, optimal objective, supply, index of each)")
+    ex.add_argument("--focal", help="focal set label of the scenario")
+    ex.add_argument("--pair", help="chemistry-material pair, e.g. LFP-lithium")
+    ex.add_argument("--case", help="proportional, optimistic, pessimistic_a or "
                     "pessimistic_b")
     ex.add_argument("--format", choices=["mps", "lp"], dest="fmt",
                     help="default: from the file name's suffix (.mps, .lp), else mps")
-    ex.add_argument("--out", required=True, metavar="FILE")
+    ex.add_argument("--out", required=True, metavar="FILE",
+                    help="the file (with --all: the folder) to write")
     _scenario_options(ex)
 
     it = sub.add_parser("init", help="start a study: a commented scenario that runs as it is, "
@@ -167,8 +172,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="scale suite: countries per synthetic network (default 25 50 100 200)")
     b.add_argument("--repeat", type=_at_least(1), default=3,
                    help="timed repeats after a warm-up")
-    b.add_argument("--out", metavar="DIR", help="the folder whose bench.csv the rows are "
-                   "appended to (default results/bench/)")
+    b.add_argument("--instances", metavar="DIR", help="solve every instance of the library "
+                   "DIR (written by export-lp --all) with --solvers: highspy (HiGHS reads the "
+                   "file), glpk and cbc (the programs glpsol and cbc), any other Pyomo solver "
+                   "(on the file's matrix); each objective is checked against the manifest "
+                   "(default solvers: highspy glpk cbc)")
+    b.add_argument("--report", nargs="+", metavar="DIR", help="read the measurements of the "
+                   "bench folders DIR... (one or more runs, several machines) and write "
+                   "report.html with solved counts, shifted geometric means and performance "
+                   "profiles per suite (into --out, default the first DIR's report/)")
+    b.add_argument("--shift", type=float, default=None, metavar="MS",
+                   help="--report: shift of the geometric means in ms (default 10)")
+    b.add_argument("--out", metavar="DIR", help="the folder whose measurements.csv, bench.csv "
+                   "and runs.csv the run is appended to (default results/bench/)")
     for group in (sub, dsub):  # each command's --help opens with what it does, as the docs do
         for action in group._choices_actions:
             cmd = group.choices[action.dest]
@@ -338,32 +354,67 @@ def _check_solvers(scenario, variants) -> None:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench.suites import (DEFAULT_SOLVERS, SCALE_SIZES, RunInfo, SolverChoice,
-                               bench_scenario, bench_suites, chain_phases, check_csv, growth,
-                               machine, plot_scale, render_suites, write_csv)
+    from .bench.measurements import RunInfo, machine
+    from .bench.suites import (DEFAULT_SOLVERS, SCALE_SIZES, SolverChoice, authors_comparison,
+                               bench_scenario, bench_suites, chain_phases, check_outputs,
+                               growth,
+                               plot_scale, render_suites, solver_versions, write_run)
 
-    out = Path(args.out or "results/bench") / "bench.csv"
-    check_csv(out)  # before anything is measured
-    if args.scenario and (args.suite or args.solvers or args.families):
-        given = next(f"--{k}" for k in ("suite", "solvers", "families") if getattr(args, k))
+    if args.report:
+        return _bench_report(args)
+    if args.shift is not None:
+        raise ChokepointError("bench --shift is for --report")
+    out = Path(args.out or "results/bench")
+    check_outputs(out)  # before anything is measured
+    if args.scenario and (args.suite or args.solvers or args.families or args.instances):
+        given = next(f"--{k}" for k in ("suite", "solvers", "families", "instances")
+                     if getattr(args, k))
         raise ChokepointError(f"bench {args.scenario}: {given} is for the suites; a scenario "
                               "is timed with its own solver and families (set solver: in it)")
-    info = RunInfo.now(args.repeat)
+    command = "chokepoint " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "chokepoint bench"
     if args.scenario:
-        report = bench_scenario(args.scenario, repeat=args.repeat)
-        print(report.render())
         from .runs.scenario import load_scenario
 
-        write_csv([report.row(load_scenario(args.scenario).spec.solver)], info, out)
-        print(f"wrote {out}", file=sys.stderr)
+        spec = load_scenario(args.scenario).spec
+        report = bench_scenario(args.scenario, repeat=args.repeat)
+        print(report.render())
+        choice = SolverChoice(spec.solver, spec.solver, dict(spec.solver_options or {}))
+        _, params, _ = load_scenario(args.scenario).user_families()
+        info = RunInfo.now(args.repeat, command, solver_versions([choice]), args.scenario,
+                           params)
+        for path in write_run([report.row(spec.solver, spec.solver_options)], info, out):
+            print(f"wrote {path}", file=sys.stderr)
         return 0
-    solvers = [SolverChoice.parse(s) for s in (args.solvers or DEFAULT_SOLVERS)]
+    default = ("highspy", "glpk", "cbc") if args.instances else DEFAULT_SOLVERS
+    solvers = [SolverChoice.parse(s) for s in (args.solvers or default)]
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.instances:
+        if args.suite or args.families:
+            raise ChokepointError("bench --instances: --suite and --families are for the "
+                                  "suites; the library's files are the instances")
+        from .bench.instances import bench_instances, read_manifest
+
+        read_manifest(args.instances)  # before anything is measured
+        info = RunInfo.now(args.repeat, command, solver_versions(solvers))
+        print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up solve; "
+              f"run {info.run_id}", file=sys.stderr)
+        results = bench_instances(args.instances, solvers, args.repeat, log=log)
+        print(render_suites(results), end="")
+        for path in write_run(results, info, out):
+            print(f"wrote {path}", file=sys.stderr)
+        return 1 if any(r.status.startswith("WRONG") for r in results) else 0
     suites = ["paper", "ranking", "scale", "chain"] if args.suite == "all" else \
         [args.suite or "paper"]
+    params = {}
+    if args.families:
+        from .runs.scenario import load_scenario
+
+        _, params, _ = load_scenario(args.families).user_families()
+    info = RunInfo.now(args.repeat, command, solver_versions(solvers), args.families, params)
     print(f"machine: {machine()}; {args.repeat} timed repeat(s) after a warm-up, each solver "
           f"in a fresh process; run {info.run_id}", file=sys.stderr)
-    results = bench_suites(suites, solvers, args.repeat,
-                           log=lambda m: print(m, file=sys.stderr, flush=True),
+    results = bench_suites(suites, solvers, args.repeat, log=log,
                            sizes=tuple(args.sizes or SCALE_SIZES),
                            chain_sizes=tuple(args.chain_sizes or (200,)),
                            flows=Path(args.flows) if args.flows else None,
@@ -371,10 +422,31 @@ def _bench(args) -> int:
     print(render_suites(results), end="")
     print(growth(results), end="")
     print(chain_phases(results), end="")
-    write_csv(results, info, out)
-    for path in [out, *plot_scale(results, out.parent / "scale")]:
+    for r in results:  # the authors timed the paper grid: compared there only
+        if r.suite == "paper" and r.formulation == "core" and r.wall_s and r.status == "ok":
+            print(f"{r.solver}: paper grid in {r.wall_s:.2f} s; {authors_comparison(r.wall_s)}")
+    for path in [*write_run(results, info, out), *plot_scale(results, out / "scale")]:
         print(f"wrote {path}", file=sys.stderr)
     return 1 if any(r.status.startswith("DISAGREES") for r in results) else 0
+
+
+def _bench_report(args) -> int:
+    from pathlib import Path
+
+    from .bench.report import DEFAULT_SHIFT_MS, write_report
+
+    if args.scenario or args.suite or args.solvers or args.instances or args.families:
+        given = next(f"--{k}" if k != "scenario" else args.scenario for k in
+                     ("scenario", "suite", "solvers", "instances", "families")
+                     if getattr(args, k))
+        raise ChokepointError(f"bench --report reads measurements; {given} is for a run")
+    shift = DEFAULT_SHIFT_MS if args.shift is None else args.shift
+    if not (shift >= 0 and shift < float("inf")):
+        raise ChokepointError(f"--shift: expected a finite number of ms >= 0, got {shift}")
+    out = Path(args.out) if args.out else Path(args.report[0]) / "report"
+    page = write_report([Path(d) for d in args.report], out, shift)
+    print(f"wrote {page}", file=sys.stderr)
+    return 0
 
 
 def _data(args) -> int:
@@ -420,10 +492,31 @@ def _network(args) -> int:
 def _export_lp(args) -> int:
     from .api import export_lp
 
+    if args.all:
+        given = next((f"--{k}" for k in ("focal", "pair", "case", "fmt") if getattr(args, k)),
+                     None)
+        if given:
+            raise ChokepointError(f"export-lp --all: {given.replace('fmt', 'format')} is for "
+                                  "one index; --all writes every index as MPS")
+        from .bench.instances import export_all
+
+        t = time.perf_counter()
+        path = export_all(_scenario(args), args.out,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"wrote {path.parent}/ (instances/*.mps.gz and {path.name}, "
+              f"{time.perf_counter() - t:.1f} s)", file=sys.stderr)
+        return 0
+    missing = [f"--{k}" for k in ("focal", "pair", "case") if not getattr(args, k)]
+    if missing:
+        raise ChokepointError(f"export-lp: {', '.join(missing)} needed (or --all for every "
+                              "index)")
+
     info = export_lp(_scenario(args), args.focal, args.pair, args.case, args.out, args.fmt)
+    minus = "-" if info["sense"] == "maximize" else ""
     print(f"wrote {args.out}: the LP of focal set {info['focal']!r}, pair {info['pair']}, case "
-          f"{info['case']} ({info['sense']}); its objective is touched tonnes into the product: "
-          f"index = objective / {info['supply_t']:.10g} t", file=sys.stderr)
+          f"{info['case']} ({info['sense']}s touched tonnes into the product; the file "
+          f"minimises {minus or '+'}touched tonnes): index = {minus}objective / "
+          f"{info['supply_t']:.17g} t", file=sys.stderr)
     return 0
 
 

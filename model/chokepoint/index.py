@@ -34,6 +34,10 @@ class Timings:
     build: dict[str, float] = field(default_factory=dict)
     solves: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: one per index and stage step: (focal, chemistry, material, case, step, seconds, engine,
+    #: iterations); seconds None where no LP was solved for it (its focal set owns no node of
+    #: the network, or the same nodes as a focal set solved before: the engine field says which)
+    indices: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -106,14 +110,23 @@ def compute(
             for p in mpairs:
                 supply = net.product_supply(p.chemistry)
                 solved: dict[frozenset, float] = {}
+                first: dict[frozenset, str] = {}
                 for fs in focal_sets:
                     for step, _ in steps:
                         nodes = nodes_of[fs.label, step]
+                        key = (fs.label, p.chemistry, material, case.value, step)
                         if nodes not in solved:
                             t = time.perf_counter()
                             solved[nodes] = _solve(lp, nodes, p, case, fs, step) if nodes \
                                 else 0.0
-                            timings.solves.append(time.perf_counter() - t)
+                            seconds = time.perf_counter() - t
+                            timings.solves.append(seconds)
+                            first[nodes] = fs.label
+                            timings.indices.append((*key, seconds, *lp.last_solve()) if nodes
+                                                   else (*key, None, "no focal node", None))
+                        else:
+                            timings.indices.append((*key, None, "no focal node" if not nodes
+                                                    else f"same LP as {first[nodes]}", None))
                         vi = float(np.clip(solved[nodes] / supply, 0.0, 1.0))
                         rows.append((fs.label, p.chemistry, material, case.value, step, vi))
                         bar.update()

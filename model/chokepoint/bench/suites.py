@@ -18,15 +18,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -157,13 +153,14 @@ class BenchReport:
     indices: int
     solves: int
     build_s: dict[str, float]
-    solve_s: list[float]
+    records: list[dict]
     wall_s: list[float]
     peak_mib: float | None = None
     decomposed: bool = True
+    paper_grid: bool = False  # the work the authors timed: their comparison applies
 
     def render(self) -> str:
-        ms = sorted(t * 1000 for t in self.solve_s)
+        ms = sorted(r["seconds"] * 1000 for r in self.records if r["seconds"] is not None)
         p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
         wall = statistics.median(self.wall_s)
         return "\n".join([
@@ -174,23 +171,44 @@ class BenchReport:
                 f"{m} {t * 1000:.1f} ms" for m, t in self.build_s.items()),
             f"  solve per LP: median {statistics.median(ms):.2f} ms, p95 {p95:.2f} ms, "
             f"max {ms[-1]:.2f} ms (the first solve of each case formulation builds its engine)",
-            f"  grid (build + solve), median over repeats: {wall:.3f} s = "
-            f"{AUTHORS_SECONDS / wall:.0f}x faster than the authors' ~{AUTHORS_SECONDS:.0f} s"
-            + (f"; peak memory {self.peak_mib:.0f} MiB" if self.peak_mib else "")])
+            f"  grid (build + solve), median over repeats: {wall:.3f} s"
+            + (f"; peak memory {self.peak_mib:.0f} MiB" if self.peak_mib else "")]
+            + ([f"  {authors_comparison(wall)}"] if self.paper_grid else []))
 
-    def row(self, solver: str) -> "Row":
-        ms = sorted(t * 1000 for t in self.solve_s)
-        return Row(suite=f"scenario {self.name}", solver=solver, formulation="scenario",
-                   status="ok", indices=self.indices,
-                   solve_median_ms=statistics.median(ms),
-                   solve_p95_ms=ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                   wall_s=statistics.median(self.wall_s), peak_rss_mib=self.peak_mib)
+    def row(self, solver: str, options: dict) -> "Row":
+        choice = SolverChoice(solver, solver, dict(options or {}))
+        return _row(f"scenario {self.name}", choice, "scenario", self.records,
+                    indices=self.indices, wall_s=statistics.median(self.wall_s),
+                    peak_rss_mib=self.peak_mib)
+
+
+def authors_comparison(wall_s: float) -> str:
+    """The authors' time set beside ours: only ever for the paper grid, the work they timed."""
+    return (f"the same 200 indices took the authors' code about {AUTHORS_SECONDS:.0f} s on "
+            f"their desktop (method.md section 4; another machine): {AUTHORS_SECONDS / wall_s:.0f}"
+            "x less time here")
+
+
+def is_paper_grid(networks, focal_sets, pairs, cases, families) -> bool:
+    """The scenario asks the paper grid's 200 questions on its networks, with the core method:
+    the work the authors' ~15 s was measured on."""
+    if families or set(cases) != set(Case) or sorted(map(str, pairs)) != sorted(PAIRS):
+        return False
+    nets, focal, _ = _grid("paper")
+    if set(networks) != set(nets) or [f.label for f in focal_sets] != [f.label for f in focal]:
+        return False
+    for m, net in nets.items():
+        if not net.arcs.equals(networks[m].arcs):
+            return False
+        if any(a.nodes(net) != b.nodes(networks[m]) for a, b in zip(focal, focal_sets)):
+            return False
+    return True
 
 
 def bench_scenario(scenario, repeat: int = 3) -> BenchReport:
     """Time the grid ``repeat`` times after one warm-up run (imports, first HiGHS call)."""
     from ..api import prepare
-    from ..index import compute
+    from ..index import FULL, compute
 
     scenario, networks, focal_sets = prepare(scenario)
     spec = scenario.spec
@@ -205,15 +223,30 @@ def bench_scenario(scenario, repeat: int = 3) -> BenchReport:
 
     with PeakMemory() as memory:
         once()  # warm-up
-        walls, solves = [], []
+        walls, runs = [], []
         for _ in range(max(1, repeat)):
             res, wall = once()
             walls.append(wall)
-            solves.extend(res.timings.solves)
+            runs.append(res.timings)
             builds = res.timings.build
-    n_index = len(res.vulnerability[res.vulnerability["material"] != "all"])
-    return BenchReport(spec.name, n_index, len(res.timings.solves), builds, solves, walls,
-                       memory.mib, spec.stage_contributions)
+    values = {tuple(r[:4]): r[4] for r in res.vulnerability.itertuples(index=False)
+              if r[2] != "all"}
+    stages = {tuple(r[:5]): r[5] for r in res.stages.itertuples(index=False)
+              if r[2] != "all"}
+    records = []
+    for i, timings in enumerate(runs, 1):
+        for step in dict.fromkeys(x[4] for x in timings.indices):
+            step_values = values if step == FULL else {
+                k[:4]: v for k, v in stages.items() if k[4] == step}
+            for r in _records(timings, networks, step_values, i, step):
+                if step != FULL:
+                    r["instance"] += f"__{step}"
+                records.append(r)
+    n_index = len(values)
+    return BenchReport(spec.name, n_index, len(res.timings.solves), builds, records, walls,
+                       memory.mib, spec.stage_contributions,
+                       is_paper_grid(networks, focal_sets, scenario.pairs, scenario.cases,
+                                     families))
 
 
 # -- suites across solvers -------------------------------------------------------------------
@@ -221,7 +254,9 @@ def bench_scenario(scenario, repeat: int = 3) -> BenchReport:
 
 @dataclass
 class Row:
-    """One measurement; ``None`` where a figure does not exist (an empty CSV cell)."""
+    """One line of ``bench.csv``: a suite (and size), solver and formulation of one run;
+    ``None`` where a figure does not exist (an empty CSV cell). Its solve times are computed
+    from its :attr:`measurements`."""
 
     suite: str
     solver: str
@@ -245,14 +280,48 @@ class Row:
     solve_s: float | None = None
     write_s: float | None = None
     exit_s: float | None = None  # the rest: checks, then the interpreter's teardown
+    engine: str | None = None  # what actually solved ('+' between several)
+    measurements: list = field(default_factory=list, repr=False)  # not a column
+
+    def summarise(self) -> "Row":
+        """Solve median and p95 from the measurements; the engines that solved."""
+        from .measurements import solve_ms
+
+        if self.measurements:
+            self.solve_median_ms, self.solve_p95_ms = solve_ms(self.measurements)
+            self.engine = "+".join(dict.fromkeys(m.engine for m in self.measurements
+                                                 if m.engine)) or None
+        return self
 
 
 def _measured(fn, *args):
     """In a worker: ``fn(*args)`` with the peak memory of the worker and its solver processes
     (glpsol, cbc) added to its times."""
     with PeakMemory() as memory:
-        times, values = fn(*args)
-    return {**times, "peak_rss_mib": memory.mib}, values
+        times, values, records = fn(*args)
+    return {**times, "peak_rss_mib": memory.mib}, values, records
+
+
+def _records(timings, nets, values: dict, repeat: int, step: str) -> list[dict]:
+    """Measurement fields of each index of one grid run (its stage ``step`` only)."""
+    out = []
+    for focal, chem, mat, case, st, seconds, engine, iterations in timings.indices:
+        if st != step:
+            continue
+        vi = values.get((focal, chem, mat, case))
+        solved = seconds is not None
+        out.append(dict(instance=instance_name(focal, f"{chem}-{mat}", case), focal=focal,
+                        pair=f"{chem}-{mat}", case=case, repeat=repeat, seconds=seconds,
+                        engine=engine if solved else None, iterations=iterations,
+                        status="ok" if solved else f"not solved: {engine}", index=vi,
+                        objective=None if vi is None else
+                        vi * nets[mat].product_supply(chem)))
+    return out
+
+
+def instance_name(focal: str, pair: str, case: str, variant: str | None = None) -> str:
+    """The name of one index's LP, as in an instance library's manifest."""
+    return "__".join(([variant] if variant else []) + [focal, pair, case])
 
 
 def _grid(suite: str):
@@ -292,8 +361,10 @@ def _run_suite(suite: str, choice: SolverChoice, families_from: str | None,
     nets, focal, pairs = _grid(suite)
     if choice.baseline:
         return _run_baseline(nets, focal, pairs, choice.cases, repeat)
+    from ..index import FULL
+
     families, parameters = _families(families_from)
-    walls, solves = [], []
+    walls, runs = [], []
     for i in range(repeat + 1):  # the first run warms up
         t = time.perf_counter()
         res = compute(nets, focal, pairs, choice.cases, choice.name, decompose=False,
@@ -301,38 +372,41 @@ def _run_suite(suite: str, choice: SolverChoice, families_from: str | None,
                       options=choice.options)
         if i:
             walls.append(time.perf_counter() - t)
-            solves.extend(res.timings.solves)
+            runs.append(res.timings)
     values = {tuple(r[:4]): r[4] for r in res.vulnerability.itertuples(index=False)
               if r[2] != "all"}
-    return _times(nets, walls, solves, len(values)), values
+    records = [r for i, t in enumerate(runs, 1) for r in _records(t, nets, values, i, FULL)]
+    return _times(nets, walls, len(values)), values, records
 
 
 def _run_baseline(nets, focal, pairs, cases, repeat):
     from .baseline import maxflow_vi
 
-    walls, solves, values = [], [], {}
+    walls, records, values = [], [], {}
     for i in range(repeat + 1):
         t0 = time.perf_counter()
         for p in pairs:
             net = nets[p.material]
+            supply = net.product_supply(p.chemistry)
             for fs in focal:
                 nodes = fs.nodes(net)
                 for case in cases:
                     t = time.perf_counter()
-                    values[fs.label, p.chemistry, p.material, case.value] = \
+                    vi = values[fs.label, p.chemistry, p.material, case.value] = \
                         maxflow_vi(net, nodes, p.chemistry, case)
                     if i:
-                        solves.append(time.perf_counter() - t)
+                        records.append(dict(
+                            instance=instance_name(fs.label, str(p), case.value),
+                            focal=fs.label, pair=str(p), case=case.value, repeat=i,
+                            seconds=time.perf_counter() - t, engine="networkx maxflow",
+                            status="ok", index=vi, objective=vi * supply))
         if i:
             walls.append(time.perf_counter() - t0)
-    return _times(nets, walls, solves, len(values)), values
+    return _times(nets, walls, len(values)), values, records
 
 
-def _times(nets, walls, solves, n) -> dict:
-    ms = sorted(t * 1000 for t in solves)
+def _times(nets, walls, n) -> dict:
     return dict(network_arcs=sum(len(x.arcs) for x in nets.values()), indices=n,
-                solve_median_ms=statistics.median(ms),
-                solve_p95_ms=ms[min(len(ms) - 1, int(0.95 * len(ms)))],
                 wall_s=statistics.median(walls))
 
 
@@ -358,24 +432,33 @@ def _run_scale(countries: int, stages: int, choice: SolverChoice, families_from:
     net = synthetic_network(countries, stages, seed=0)
     mines = net.node_flow().loc[net.nodes.index[net.nodes["stage"] == Stage.MINE], "outflow"]
     owner = net.nodes.loc[mines.idxmax(), "owner"]
-    values, solves, walls = {}, [], []
+    values, records, walls = {}, [], []
+    supply = net.product_supply("NCM")
     for i, network in enumerate((warm, net)):
         who = owner if i else warm.owners[0]
         nodes = FocalSet.of(who, [who], ALL_STAGES).nodes(network)
         lp = None if choice.baseline else VulnerabilityLP(
             network, choice.name, [f for f in families], parameters, choice.options)
-        for _ in range(repeat if i else 1):
+        for r in range(repeat if i else 1):
             t_round = time.perf_counter()
             for case in choice.cases:
                 t = time.perf_counter()
                 v = maxflow_vi(network, nodes, "NCM", case) if lp is None else \
                     lp.solve(nodes, "NCM", case) / network.product_supply("NCM")
                 if i:
-                    solves.append(time.perf_counter() - t)
+                    seconds = time.perf_counter() - t
                     values[owner, "NCM", "synthetic", case.value] = v
+                    engine, iterations = ("networkx maxflow", None) if lp is None else \
+                        lp.last_solve()
+                    records.append(dict(
+                        instance=instance_name(owner, "NCM-synthetic", case.value,
+                                               f"scale-{countries}"),
+                        focal=owner, pair="NCM-synthetic", case=case.value, repeat=r + 1,
+                        seconds=seconds, engine=engine, iterations=iterations, status="ok",
+                        index=v, objective=v * supply, countries=countries))
             if i:
                 walls.append(time.perf_counter() - t_round)
-    return _times({"net": net}, walls, solves, len(values)), values
+    return _times({"net": net}, walls, len(values)), values, records
 
 
 def _in_fresh_process(fn, *args, timeout: float | None = None):
@@ -429,15 +512,29 @@ def bench_suites(suites: list[str], solvers: list[SolverChoice], repeat: int = 3
     return out
 
 
-def _row(suite, choice: SolverChoice, label: str, **kw) -> Row:
-    return Row(suite=suite, solver=choice.text, formulation=label,
-               solver_version=None if kw.get("status", "ok") == "not available" else
-               version_of(choice), solver_options=",".join(
-                   f"{k}={v}" for k, v in choice.options.items()) or None, **kw)
+def _row(suite, choice: SolverChoice, label: str, records=(), **kw) -> Row:
+    row = Row(suite=suite, solver=choice.name, formulation=label,
+              solver_version=version_of(choice), solver_options=_options(choice), **kw)
+    return _attach(row, records)
+
+
+def _attach(row: Row, records) -> Row:
+    """The row with its measurements (the worker's records) and the figures they give."""
+    from .measurements import Measurement
+
+    row.measurements = [Measurement(run_id="", suite=row.suite, formulation=row.formulation,
+                                    solver=row.solver, solver_options=row.solver_options,
+                                    **r) for r in records]
+    return row.summarise()
+
+
+def _options(choice: SolverChoice) -> str | None:
+    return ",".join(f"{k}={v}" for k, v in choice.options.items()) or None
 
 
 def _not_available(suite, choice, label, missing, **kw) -> Row:
-    return Row(suite=suite, solver=choice.text, formulation=label,
+    return Row(suite=suite, solver=choice.name, formulation=label,
+               solver_options=_options(choice),
                status=f"not available: {missing[choice.text]}", **kw)
 
 
@@ -450,17 +547,18 @@ def _bench_grid(suite, solvers, repeat, log, missing, label, fams) -> list[Row]:
                 out.append(_not_available(suite, choice, label, missing))
             continue
         if choice.baseline and fams:
-            out.append(Row(suite=suite, solver=choice.text, formulation=label,
+            out.append(Row(suite=suite, solver=choice.name, formulation=label,
                            status="not applicable: the baseline states the core method only"))
             continue
         t = time.perf_counter()
         log(f"{suite} [{label}]: {choice.text} ...")
-        times, values = _in_fresh_process(_measured, _run_suite, suite, choice, fams, repeat)
+        times, values, records = _in_fresh_process(_measured, _run_suite, suite, choice,
+                                                   fams, repeat)
         log(f"{suite} [{label}]: {choice.text}: {time.perf_counter() - t:.1f} s")
         if choice.text == REFERENCE:
             reference = values
         diff = max(abs(v - reference[k]) for k, v in values.items())
-        row = _row(suite, choice, label, max_abs_diff_vi=diff, **times)
+        row = _row(suite, choice, label, records, max_abs_diff_vi=diff, **times)
         if diff > AGREEMENT_TOL:
             row.status = f"DISAGREES with {REFERENCE} by {diff:.3g}"
             log(f"!!! {suite}: {choice.text} DISAGREES with {REFERENCE}: largest |difference| "
@@ -490,9 +588,9 @@ def _bench_scale(solvers, repeat, sizes, log, missing, label, fams) -> list[Row]
                 log(f"scale [{label}]: N={n}: {choice.text} ...")
                 t = time.perf_counter()
                 try:
-                    times, values = _in_fresh_process(_measured, _run_scale, n, SCALE_STAGES,
-                                                      choice, fams, repeat,
-                                                      timeout=SCALE_TIMEOUT_S)
+                    times, values, records = _in_fresh_process(
+                        _measured, _run_scale, n, SCALE_STAGES, choice, fams, repeat,
+                        timeout=SCALE_TIMEOUT_S)
                 except TimeoutError:
                     row.status = f"stopped: N={n} took over {SCALE_TIMEOUT_S:.0f} s"
                     too_slow[choice.text] = row.status[len("stopped: "):]
@@ -502,6 +600,7 @@ def _bench_scale(solvers, repeat, sizes, log, missing, label, fams) -> list[Row]
                         f"{time.perf_counter() - t:.1f} s")
                     for k, v in times.items():
                         setattr(row, k, v)
+                    _attach(row, records)
                     if times["wall_s"] > SCALE_BUDGET_S:
                         too_slow[choice.text] = (f"N={n} took {times['wall_s']:.0f} s "
                                                  f"(budget {SCALE_BUDGET_S:.0f} s)")
@@ -674,8 +773,15 @@ def bench_chain(solvers: list[SolverChoice], sizes: tuple[int, ...] = (200,), re
                         for _ in range(repeat)]
                 log(f"chain [{label}]: {arcs} arcs: {choice.text}: "
                     f"{time.perf_counter() - t:.1f} s")
-                row = _row("chain", choice, label, countries=n, stages=CHAIN_STAGES,
-                           network_arcs=arcs, indices=8)
+                name = f"chain-{n}" if n else f"chain {path.name}"
+                row = _row("chain", choice, label, [dict(
+                    instance=name, focal=None, pair=None, case=None, repeat=i, seconds=w,
+                    engine=f"chokepoint run (solver {choice.name})", countries=n,
+                    status={0: "ok", -1: "stopped"}.get(code, "failed"))
+                    for i, (w, _, code, _) in enumerate(runs, 1)],
+                    countries=n, stages=CHAIN_STAGES, network_arcs=arcs, indices=8)
+                # a chain measurement is a whole run, not a solve: no time per solve
+                row.solve_median_ms = row.solve_p95_ms = None
                 if any(code == -1 for _, _, code, _ in runs):
                     row.status = f"stopped: over {SCALE_TIMEOUT_S:.0f} s"
                 elif any(code for _, _, code, _ in runs):
@@ -841,84 +947,40 @@ def render_suites(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """Metadata of one ``chokepoint bench`` run, repeated on each of its rows."""
-
-    run_id: str
-    date: str
-    chokepoint: str
-    git_commit: str | None
-    python: str
-    cpu_model: str
-    cpu_count: int
-    repeats: int
-
-    @classmethod
-    def now(cls, repeats: int) -> "RunInfo":
-        from .. import __version__
-        from ..outputs.provenance import git_commit
-
-        return cls(uuid.uuid4().hex[:12], time.strftime("%Y-%m-%dT%H:%M:%S%z"), __version__,
-                   git_commit(), platform.python_version(), cpu_model(),
-                   multiprocessing.cpu_count(), repeats)
+#: bench.csv: the run's id and the per-run figures (its metadata is in runs.csv)
+COLUMNS = ["run_id"] + [f.name for f in fields(Row) if f.name != "measurements"]
+BENCH = "bench.csv"
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def check_outputs(folder: Path) -> None:
+    """bench.csv, measurements.csv and runs.csv of ``folder`` can be appended to: checked
+    before anything is measured."""
+    from .measurements import MEASUREMENTS, RUNS, Measurement, RunInfo, check_csv, columns
+
+    check_csv(folder / BENCH, COLUMNS, "bench.csv")
+    check_csv(folder / MEASUREMENTS, columns(Measurement), "measurements.csv")
+    check_csv(folder / RUNS, columns(RunInfo), "runs.csv")
 
 
-COLUMNS = [f.name for f in fields(RunInfo)] + [f.name for f in fields(Row)]
+def write_run(rows: list[Row], info, folder: Path) -> list[Path]:
+    """Append the run's measurements, its summary rows and its metadata to the three files of
+    ``folder``, all or none (a file with other columns is left alone and named in an error)."""
+    from dataclasses import replace
+
+    from .measurements import (MEASUREMENTS, RUNS, Measurement, RunInfo, appended, columns,
+                               write_all)
+
+    folder = Path(folder)
+    ms = [asdict(replace(m, run_id=info.run_id)) for r in rows for m in r.measurements]
+    summary = [{"run_id": info.run_id, **{k: v for k, v in asdict(r).items()
+                                          if k != "measurements"}} for r in rows]
+    texts = {MEASUREMENTS: appended(folder / MEASUREMENTS, columns(Measurement), ms,
+                                    "measurements.csv"),
+             BENCH: appended(folder / BENCH, COLUMNS, summary, "bench.csv"),
+             RUNS: appended(folder / RUNS, columns(RunInfo), [asdict(info)], "runs.csv")}
+    write_all(folder, texts)
+    return [folder / n for n in texts]
 
 
-def check_csv(path: Path) -> str:
-    """The text of the bench.csv rows will be appended to ('' if there is none yet), checked
-    before anything is measured: a folder, another tool's file or a different header is an
-    error naming it."""
-    from ..publish import check_path
-
-    check_path(path, folder=False)
-    if not path.is_file():
-        return ""
-    try:
-        before = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ChokepointError(f"{path} is not a bench.csv (not UTF-8 text): move it away, or "
-                              "give another --out") from None
-    except OSError as e:
-        raise ChokepointError(f"{path}: cannot read it ({e.strerror})") from None
-    if not before.strip():
-        return ""
-    if before.splitlines()[0].split(",") != COLUMNS:
-        raise ChokepointError(f"{path} has other columns (an older bench.csv?): move it "
-                              "away, or give another --out")
-    return before if before.endswith("\n") else before + "\n"  # a file cut mid-line
-
-
-def write_csv(rows: list[Row], info: RunInfo, path: Path) -> None:
-    """Append the rows, each with the run's metadata, to ``path`` (made with its header if
-    absent; an existing file with other columns is left alone and named in an error)."""
-    from ..publish import written
-
-    path = Path(path)
-    before = check_csv(path)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not before.strip():
-        w.writeheader()
-    for r in rows:
-        record = {**asdict(info), **asdict(r)}
-        w.writerow({k: ("" if v is None else v) for k, v in record.items()})
-    with written(path) as tmp:
-        tmp.write_text(before + buf.getvalue(), encoding="utf-8")
-
-
-def machine() -> str:
-    return (f"{cpu_model()}, {multiprocessing.cpu_count()} cores, Python "
-            f"{platform.python_version()}, {platform.system()}")
+def solver_versions(solvers) -> dict:
+    return {c.name: version_of(c) for c in solvers if version_of(c)}

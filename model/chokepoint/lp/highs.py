@@ -165,6 +165,9 @@ class HighsEngine:
     query's product."""
 
     name = "highspy"
+    #: simplex, interior-point and crossover iterations of the last solve (both runs of one
+    #: settled by simplex count only the second's)
+    iterations: int | None = None
 
     def __init__(self, d: NetworkArrays, formulation: Formulation,
                  parameters: Mapping[str, float] | None = None,
@@ -338,9 +341,16 @@ class HighsEngine:
 
     def solve(self, q: Query) -> float:
         """Touched tonnes into ``q.product``; :class:`SolveFailed` when not optimal."""
+        import highspy
+
         self._update(q)
         self._algorithm(q.case.spec.sense)
-        self.highs.run()
+        if self.highs.run() == highspy.HighsStatus.kError and \
+                self.highs.getModelStatus() == highspy.HighsModelStatus.kNotset:
+            # another Highs of this process ran first and made HiGHS's thread scheduler with
+            # its own thread count, which refuses ours (threads=1): make it anew
+            highspy.Highs.resetGlobalScheduler(True)
+            self.highs.run()
         status = self.highs.modelStatusToString(self.highs.getModelStatus())
         if status != "Optimal" and self.options.get("solver") == "ipm" and \
                 status not in ("Infeasible", "Unbounded", "Primal infeasible or unbounded"):
@@ -349,9 +359,12 @@ class HighsEngine:
             self.highs.run()
             self._set_option("solver", self.options["solver"])
             status = self.highs.modelStatusToString(self.highs.getModelStatus())
+        info = self.highs.getInfo()
+        self.iterations = (info.simplex_iteration_count + info.ipm_iteration_count
+                           + info.crossover_iteration_count)
         if status != "Optimal":
             raise SolveFailed(status)
-        value = self.highs.getInfo().objective_function_value * self.d.scale
+        value = info.objective_function_value * self.d.scale
         return float(value + self._constant @ q.focal)
 
     def touched(self) -> np.ndarray:

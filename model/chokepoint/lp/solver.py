@@ -172,6 +172,14 @@ class VulnerabilityLP:
         self._query, self._last_engine = q, engine
         return engine.solve(q)
 
+    def last_solve(self) -> tuple[str, int | None]:
+        """The engine that answered the last question (``highspy``, ``network`` or the Pyomo
+        solver's name: ``network`` hands a user family's case to ``highspy``) and the
+        iterations it reports (None where it reports none)."""
+        e = self._last_engine
+        return (getattr(e, "name", type(e).__name__) if e is not None else "",
+                getattr(e, "iterations", None))
+
     def release_cap(self) -> float:
         """P_F of the last question (tonnes)."""
         q = self._query

@@ -36,6 +36,31 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def installed() -> tuple[str, str | None]:
+    """chokepoint's version and commit: the checkout's commit when it runs from one, else the
+    commit its build recorded in its metadata (``hatch_build.py``), else the one pip recorded
+    when it installed it from a repository (``direct_url.json``)."""
+    import json
+    from importlib import metadata
+
+    from .. import __version__
+
+    commit = git_commit()
+    try:
+        dist = metadata.distribution("chokepoint")
+    except metadata.PackageNotFoundError:
+        return __version__, commit
+    if commit is None:  # recorded by the build (hatch_build.py)
+        commit = (dist.read_text("extra_metadata/BUILD_COMMIT") or "").strip() or None
+    if commit is None:
+        try:
+            url = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            url = {}
+        commit = url.get("vcs_info", {}).get("commit_id")
+    return dist.version or __version__, commit
+
+
 def solver_version(name: str) -> str | None:
     """The version of a solver, as it reports it (None where it cannot say)."""
     try:
@@ -66,7 +91,7 @@ def provenance(scenario, solvers: list[str]) -> dict:
         files[path.name] = f"sha256:{file_digest(path)}" if path.is_file() else "absent"
     return {
         "chokepoint": __version__,
-        "git_commit": git_commit(),
+        "git_commit": installed()[1],
         "python": platform.python_version(),
         "scenario_file": scenario.path.name if scenario.path else None,
         "scenario_sha256": file_digest(scenario.path) if scenario.path and
