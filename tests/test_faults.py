@@ -205,15 +205,94 @@ def test_files_of_an_earlier_run_do_not_survive(tmp_path, tiny_flows):
     assert json.loads((out / "chokepoint-run.json").read_text())["scenario"] == "tiny"
 
 
-def test_a_folder_of_the_users_own_is_never_replaced(tmp_path, tiny_flows):
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Staging folders, lock files and parked folders of ours beside or in ``folder``."""
+    return sorted(p.name for p in folder.iterdir()
+                  if ".staging-" in p.name or ".old-" in p.name or p.name.endswith(
+                      (".lock", ".lock.json")))
+
+
+def _earlier_output(tmp_path: Path, name: str = "out") -> Path:
     scen = write_scenario(tmp_path, TINY_SCENARIO)
-    mine = tmp_path / "thesis"
-    mine.mkdir()
-    (mine / "chapter1.tex").write_text("precious")
-    res = cli("run", scen, "--out", mine, "--quiet", cwd=tmp_path)
-    assert res.returncode == 1
-    assert "the folder exists and is not a chokepoint output" in res.stderr
-    assert (mine / "chapter1.tex").read_text() == "precious"
+    res = cli("run", scen, "--out", tmp_path / name, "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("make, named", [
+    # a folder of the user's own, no results.nc in it
+    (lambda t: (t / "thesis").mkdir() or (t / "thesis" / "chapter1.tex").write_text("1") and
+     t / "thesis", "chapter1.tex"),
+    # a thesis folder that happens to hold a results.nc: not ours without our marker
+    (lambda t: (t / "thesis").mkdir() or (t / "thesis" / "results.nc").write_text("x") and
+     (t / "thesis" / "ch1.tex").write_text("y") and t / "thesis", "ch1.tex, results.nc"),
+    # an earlier output of ours into which the user put notes
+    (lambda t: (_earlier_output(t) / "notes.md").write_text("mine") and t / "out", "notes.md"),
+    # ... or a figure of their own into a subfolder
+    (lambda t: (_earlier_output(t) / "drafts").mkdir() or
+     (t / "out" / "drafts" / "fig.svg").write_text("<svg/>") and t / "out", "drafts/fig.svg"),
+    # a marker of ours that does not list what the folder holds (a hand-copied marker)
+    (lambda t: (t / "mine").mkdir() or (t / "mine" / "chokepoint-run.json").write_text(
+        '{"files": ["results.nc"]}') and (t / "mine" / "data.csv").write_text("1") and
+     t / "mine", "data.csv"),
+])
+def test_a_folder_with_files_of_the_users_own_is_refused_and_kept(tmp_path, tiny_flows, make,
+                                                                  named):
+    out = make(tmp_path)
+    before = _snapshot(out)
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "stage_contributions: false\n", "s2.yaml")
+    res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert f"holds files chokepoint did not write ({named}); move them out" in line, line
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_output_of_an_earlier_version_without_a_file_list_is_replaced(tmp_path, tiny_flows):
+    """A marker written before markers listed their files stands for the files chokepoint
+    wrote then; those are replaced, anything else is the user's."""
+    out = _earlier_output(tmp_path)
+    marker = json.loads((out / "chokepoint-run.json").read_text())
+    del marker["files"]
+    (out / "chokepoint-run.json").write_text(json.dumps(marker))
+    (out / "figures").mkdir()
+    (out / "figures" / "vulnerability_bars.png").write_bytes(b"png")
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "stage_contributions: false\n", "s2.yaml")
+    res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(_snapshot(out)) == ["chokepoint-run.json", "results.nc", "vulnerability.csv"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_target_that_is_not_a_regular_file_or_folder_is_refused(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    device = tmp_path / "full"
+    device.symlink_to("/dev/full")  # a character device, reached through a link of ours
+    lp = ["export-lp", scen, "--focal", "China", "--pair", "LFP-lithium", "--case",
+          "optimistic", "--out"]
+    for args, kind in [(["run", scen, "--quiet", "--out", fifo], "a FIFO (named pipe), not a "
+                        "folder"),
+                       ([*lp, fifo], "a FIFO (named pipe), not a regular file"),
+                       ([*lp, device], "a character device, not a regular file"),
+                       (["network", "--material", "lithium", "--out", fifo],
+                        "a FIFO (named pipe), not a regular file")]:
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 1, res.stderr
+        line = res.stderr.strip().splitlines()[-1]
+        assert f": is {kind}; chokepoint never replaces one" in line, line
+    import stat
+
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISCHR(os.stat(device).st_mode)
+    assert device.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "flows", "full", "pipe", "scenario.yaml"]
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
@@ -233,21 +312,45 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-def test_out_on_another_file_system_through_a_symlink_and_at_a_mount_point(tmp_path,
-                                                                           tiny_flows, tmpfs):
+def test_out_on_another_file_system_through_a_symlink(tmp_path, tiny_flows, tmpfs):
     link = tmp_path / "link"
     link.symlink_to(tmpfs / "results")
-    for out in (tmpfs, link / "tiny"):  # the mount point itself; through a symlink
-        for body in (TINY_SCENARIO, TINY_SCENARIO + "stage_contributions: false\n"):
-            path = write_scenario(tmp_path, body, "s.yaml")
-            res = cli("run", path, "--out", out, "--quiet", cwd=tmp_path)
-            assert res.returncode == 0, res.stderr
-        assert (out / "results.nc").is_file() and not (out / "stage_contributions.csv").exists()
-        assert not [p for p in tmpfs.rglob(".*") if "staging" in p.name or ".old-" in p.name]
-        if out == tmpfs:
-            for p in list(tmpfs.iterdir()):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-            (tmpfs / "results").mkdir()
+    out = link / "tiny"
+    for body in (TINY_SCENARIO, TINY_SCENARIO + "stage_contributions: false\n"):
+        path = write_scenario(tmp_path, body, "s.yaml")
+        res = cli("run", path, "--out", out, "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+    assert (out / "results.nc").is_file() and not (out / "stage_contributions.csv").exists()
+    assert _leftovers(tmpfs / "results") == [] and _leftovers(tmp_path) == []
+
+
+def test_a_mount_point_or_bind_mount_as_out_is_refused_before_any_work(tmp_path, tiny_flows,
+                                                                       tmpfs):
+    """A mount point cannot be swapped in one step; publishing into it file by file would
+    leave a mixed folder when it fails midway, so it is refused before solving."""
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    bound, source = tmp_path / "bound", tmp_path / "source"
+    source.mkdir()
+    bound.mkdir()
+    (source / "keep.txt").write_text("mine")
+    if subprocess.run(["mount", "--bind", str(source), str(bound)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        for out in (tmpfs, bound):  # another file system; the same one, bound elsewhere
+            before = _snapshot(out)
+            res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+            assert res.returncode == 1, res.stderr
+            line = res.stderr.strip().splitlines()[-1]
+            assert f"{out}: is a mount point, which cannot be replaced in one step; give a " \
+                   f"folder inside it (--out {out / 'results'})" in line, line
+            assert _snapshot(out) == before and _leftovers(tmp_path) == []
+        res = cli("run", scen, "--out", bound / "results", "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert (source / "results" / "results.nc").is_file()
+        assert (source / "keep.txt").read_text() == "mine"
+    finally:
+        subprocess.run(["umount", "-l", str(bound)], capture_output=True)
 
 
 def test_disk_full_while_publishing_leaves_the_earlier_folder_byte_identical(tmp_path,
