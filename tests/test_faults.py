@@ -119,6 +119,7 @@ def test_signal_stops_a_sweep_at_once_and_resume_is_byte_identical(tmp_path, sen
     assert f"chokepoint: {word}; {saved} of 6 tasks saved, re-run to resume" in err
     assert 2 <= saved < 6 and not out.exists()
     assert len(err.strip().splitlines()) == 1, err
+    assert _leftovers(tmp_path) == [], "lock or staging files outlived the run"
     time.sleep(0.5)
     assert run.survivors() == [], "child processes outlived the run"
     # a part cut short (a crash while it was written elsewhere) is named and recomputed
@@ -268,6 +269,35 @@ def test_an_output_of_an_earlier_version_without_a_file_list_is_replaced(tmp_pat
     assert res.returncode == 0, res.stderr
     assert sorted(_snapshot(out)) == ["chokepoint-run.json", "results.nc", "vulnerability.csv"]
     assert _leftovers(tmp_path) == []
+
+
+KILLED_PUBLISH = """\
+import os, signal, sys
+from chokepoint.publish import output_lock, staged
+with output_lock(sys.argv[1]), staged(sys.argv[1], {}) as tmp:
+    (tmp / "results.nc").write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path, tiny_flows):
+    """kill -9 in the middle of a publish leaves its staging folder and the lock files; the
+    next run on that --out removes them (it holds the lock, so no live run owns them), and a
+    run that ends leaves no lock file."""
+    out = _earlier_output(tmp_path)
+    before = _snapshot(out)
+    for _ in range(2):
+        killed = subprocess.run([sys.executable, "-c", KILLED_PUBLISH, str(out)], cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = _leftovers(tmp_path)  # the second killed run cleared what the first left
+    assert len([n for n in left if ".staging-" in n]) == 1 and ".out.lock" in left, left
+    assert _snapshot(out) == before
+    (tmp_path / ".outer.staging-x").mkdir()  # another output's: not touched
+    res = cli("run", write_scenario(tmp_path, TINY_SCENARIO), "--out", out, "--quiet",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert _leftovers(tmp_path) == [".outer.staging-x"]
 
 
 def test_a_target_that_is_not_a_regular_file_or_folder_is_refused(tmp_path, tiny_flows):
