@@ -553,6 +553,95 @@ def test_values_that_cannot_run_are_found_by_validate(tmp_path, extra, pattern):
     assert len(lines) == 1 and re.search(pattern, lines[0]), lines
 
 
+@pytest.mark.parametrize("extra, pattern", [
+    ("edits: [{kind: scale_trade, exporter: Australia, importer: China, factor: .inf}]",
+     r"scenario.yaml:6: edits\[0\].factor: Input should be a finite number"),
+    ("edits: [{kind: recycling, owner: China, material: lithium, tonnes: .nan}]",
+     r"scenario.yaml:6: edits\[0\].tonnes: Input should be a finite number"),
+    ("sweep: {network.year: [2020, .nan]}",
+     r"sweep: variant \{'network.year': nan\}: network.year: Input should be a finite number"),
+    ("sweep: {edits: [[], [{kind: recycling, owner: China, material: lithium, tonnes: .inf}]]}",
+     r"sweep: variant .*: edits.0.recycling.tonnes: Input should be a finite number"),
+    ("sensitivity: {samples: 3, parameters: [{material: lithium, range: [0.9, .inf]}]}",
+     r"sensitivity.parameters\[0\].range\[1\]: Input should be a finite number"),
+    ("sensitivity: {samples: 3, quantiles: [0.5, 2], parameters: [{material: lithium, "
+     "range: [0.9, 1]}]}", r"sensitivity.quantiles\[1\]: Input should be less than or equal "
+                           r"to 1"),
+])
+def test_a_number_that_is_not_finite_or_in_range_is_refused_by_validate_and_run(
+        tmp_path, extra, pattern):
+    """validate and run refuse the same values, naming the key, without an internal error."""
+    import re
+
+    scen = write_scenario(tmp_path, DATA_SENS + extra + "\n")
+    for args in (["validate", scen], ["run", scen, "--out", tmp_path / "out", "--quiet"]):
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 1, res.stdout
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and re.search(pattern, lines[0]), lines
+        assert "internal" not in lines[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, env, pattern", [
+    (["run", "{scen}", "--quiet", "--out", "o"], {}, None),  # solver_options below
+    (["run", "{sweep}", "--quiet", "--out", "o", "--dask", "tcp://127.0.0.1:9"],
+     {"CHOKEPOINT_DASK_WAIT": "nan"},
+     r"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, got 'nan'"),
+    (["run", "{sweep}", "--quiet", "--out", "o", "--dask", "tcp://127.0.0.1:9"],
+     {"CHOKEPOINT_DASK_WAIT": "soon"},
+     r"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, got 'soon'"),
+    (["rank", "--top", "-3", "--out", "o"], {}, r"argument --top: -3 is below 1"),
+    (["narrow", "{scen}", "--focal", "China", "--pair", "LFP-lithium", "--top", "0"], {},
+     r"argument --top: 0 is below 1"),
+])
+def test_an_option_that_is_not_a_number_in_range_is_one_line(tmp_path, tiny_flows, args, env,
+                                                             pattern):
+    import re
+
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "solver_options: {time_limit: .nan}\n")
+    sweep = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
+                                                     "false]}\n", "sweep.yaml")
+    pattern = pattern or r"scenario.yaml:\d+: solver_options: time_limit is nan, not a finite"
+    args = [a.format(scen=scen, sweep=sweep) for a in args]
+    t = time.time()
+    res = cli(*args, cwd=tmp_path, env=env, timeout=120)
+    assert time.time() - t < 60  # before any connection is tried
+    assert res.returncode in (1, 2), res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert re.search(pattern, line) and "internal" not in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_scale_trade_by_a_fractional_factor_runs_on_the_shipped_table(tmp_path):
+    """The shipped trade table holds whole tonnes; factors 0.5 and 1.5 run, and a factor of
+    1 gives the unedited indices."""
+    out = {}
+    for factor in (None, 1, 0.5, 1.5):
+        edit = "" if factor is None else (
+            f"edits: [{{kind: scale_trade, exporter: Australia, importer: China, "
+            f"material: lithium, factor: {factor}}}]\n")
+        scen = write_scenario(tmp_path, DATA_SENS.replace("China: [China]", "Australia: "
+                                                          "[Australia]") + edit)
+        res = cli("run", scen, "--out", tmp_path / f"out{factor}", "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        out[factor] = pd.read_csv(tmp_path / f"out{factor}" / "vulnerability.csv").set_index(
+            "case")["vi"]
+    assert (out[1] - out[None]).abs().max() < 1e-12
+    # less of Australia's ore reaches China's refineries: its proportional share falls
+    p = "proportional"
+    assert out[0.5][p] < out[None][p] - 1e-3 and out[1.5][p] > out[None][p] + 1e-3
+    assert all(((v >= 0) & (v <= 1)).all() for v in out.values())
+
+
+def test_a_flows_file_with_a_header_and_no_rows_is_a_one_line_error(tmp_path, tiny_flows):
+    (tiny_flows / "lithium_2020.csv").write_text("Source,Target,Value\n")
+    res = cli("run", write_scenario(tmp_path, TINY_SCENARIO), "--out", tmp_path / "out",
+              "--quiet", cwd=tmp_path)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lithium_2020.csv: has a header and no rows" in lines[0], lines
+
+
 def test_every_lithium_code_with_a_fraction_is_sampled_and_runs(tmp_path):
     """The documented `{material: X}` form samples the codes that have a contained fraction
     (lithium's 282690 has none) and runs."""

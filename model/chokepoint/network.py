@@ -222,6 +222,9 @@ class Network:
                 f"{path}: columns are {list(table.columns)}, expected {expected}"
             )
         arcs = table[expected].set_axis(["source", "target", "tonnes"], axis=1)
+        if arcs.empty:
+            raise NetworkError(f"{path}: has a header and no rows: a network needs at least "
+                               "one Source,Target,Value row")
         return cls.from_arcs(arcs, material=material, year=year, origin=str(path),
                              close_imbalances=close_imbalances)
 
@@ -286,7 +289,7 @@ class Network:
             )
         src = self.nodes.index.get_indexer(arcs["source"])
         tgt = self.nodes.index.get_indexer(arcs["target"])
-        kind = {st: np.array([x is st for x in stage]) for st in Stage}
+        kind = {st: np.array([x is st for x in stage], dtype=bool) for st in Stage}
         sink = kind[Stage.PRODUCT] | kind[Stage.OTHER_SINK]
         source = kind[Stage.MINE] | kind[Stage.RECYCLING] | kind[Stage.UNCERTAIN_SOURCE]
         interior = np.array([x.is_interior for x in stage], dtype=bool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, \
@@ -21,7 +21,7 @@ from ..lp.extensions import ConstraintSpec
 class NetworkSpec(BaseModel):
     """Where the flow networks come from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     flows: str | None = Field(
         None,
         description="Folder of `<material>_<year>.csv` files in the published flows format "
@@ -40,7 +40,7 @@ class NetworkSpec(BaseModel):
 class UncertainFraction(BaseModel):
     """One uncertain fraction of the sensitivity analysis, as a factor range on its value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     code: str | None = Field(None, description="HS code: its contained fraction.")
     parameter: str | None = Field(
         None, description="A constraint family's parameter (`family.parameter`); its range is "
@@ -76,7 +76,7 @@ class UncertainFraction(BaseModel):
 class SensitivitySpec(BaseModel):
     """Sampling of uncertain fractions; results get a ``sample`` dimension."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     samples: int = Field(100, ge=1, le=1_000_000,
                          description="Samples (grid: points per parameter).")
     method: Literal["lhs", "mc", "grid"] = Field(
@@ -84,7 +84,8 @@ class SensitivitySpec(BaseModel):
     seed: int = Field(0, ge=0, description="Seed: the same seed gives the same samples, bit "
                       "for bit.")
     parameters: list[UncertainFraction] = Field(min_length=1)
-    quantiles: list[float] = Field([0.05, 0.5, 0.95], description="Summary quantiles.")
+    quantiles: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        [0.05, 0.5, 0.95], description="Summary quantiles, each in [0, 1].")
 
 
 class ScenarioSpec(BaseModel):
@@ -148,6 +149,16 @@ class ScenarioSpec(BaseModel):
         for key, values in v.items():
             if not values:
                 raise ValueError(f"sweep.{key} is an empty list: give at least one value")
+        return v
+
+    @field_validator("solver_options")
+    @classmethod
+    def _finite_options(cls, v: dict) -> dict:
+        import math
+
+        for key, value in v.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} is {value}, not a finite number")
         return v
 
     @field_validator("focal")
@@ -412,6 +423,8 @@ def _explain(error: ValidationError, file: str, lines: dict[tuple, int],
             msg = f"an edit needs a kind: one of {', '.join(EDIT_KINDS)}"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":  # our validators' own words
+            msg = str(err["ctx"]["error"]) if "error" in err.get("ctx", {}) else err["msg"]
         else:
             msg = err["msg"]
         # the discriminator tag is not a key of the file: drop it from the path shown

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ..errors import STOP_SIGNAL, ChokepointError, ScenarioError, did_you_mean
 from .scenario import Scenario, ScenarioSpec, set_dotted
@@ -131,7 +132,11 @@ def variants(scenario: Scenario) -> list[Variant]:
         where = scenario.where(("sweep",) if spec.sweep and label is None else ("variants", i))
         try:
             vspec = ScenarioSpec.model_validate(data)
-        except Exception as e:  # pydantic's message, on one line, with the variant named
+        except ValidationError as e:  # pydantic's messages, on one line, the variant named
+            why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                            for err in e.errors())
+            raise ScenarioError(f"{where}: variant {setting}: {why}") from None
+        except Exception as e:  # a validator's own error, on one line
             first = str(e).splitlines()
             raise ScenarioError(f"{where}: variant {setting}: "
                                 f"{' '.join(first[1:3]).strip() or first[0]}") from None
@@ -388,7 +393,24 @@ class Interrupted(KeyboardInterrupt):
 
 #: Seconds a Dask scheduler may have no worker before the run gives up
 #: (``CHOKEPOINT_DASK_WAIT`` overrides).
-DASK_WORKER_WAIT_S = float(os.environ.get("CHOKEPOINT_DASK_WAIT", "30"))
+DASK_WORKER_WAIT_S = 30.0
+
+
+def dask_wait() -> float:
+    """``CHOKEPOINT_DASK_WAIT``, a positive finite number of seconds (default 30)."""
+    import math
+
+    text = os.environ.get("CHOKEPOINT_DASK_WAIT")
+    if text is None:
+        return DASK_WORKER_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ChokepointError(f"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, "
+                              f"got {text!r}")
+    return value
 
 
 def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | None = None,
@@ -490,6 +512,7 @@ def _run_dask(todo, address: str):
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
+    wait = dask_wait()
     cluster = None
     if address == "local":
         cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
@@ -503,10 +526,10 @@ def _run_dask(todo, address: str):
     futures = []
     try:
         try:
-            client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+            client.wait_for_workers(1, timeout=wait)
         except (TimeoutError, OSError):
             raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
-                                  f"{DASK_WORKER_WAIT_S:.0f} s (start dask workers, or use "
+                                  f"{wait:.0f} s (start dask workers, or use "
                                   "--workers)") from None
         futures = client.map(run_task, todo, pure=False)
         index = {f.key: t for f, t in zip(futures, todo)}
