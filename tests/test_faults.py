@@ -414,6 +414,52 @@ def test_units_do_not_move_the_indices(tmp_path):
         assert (vi - ref).abs().max() < 1e-9, scale
 
 
+RECYCLER = """\
+name: s
+network: {year: 2020}
+pairs: [LFP-lithium]
+stage_contributions: false
+focal: {China: [China]}
+edits: [{kind: recycling, owner: China, into: China, material: lithium, tonnes: TONNES}]
+sweep: {solver: SOLVERS}
+"""
+
+
+def test_a_recycler_far_beyond_the_product_is_refused_by_the_lp_and_exact_with_network(
+        tmp_path):
+    """The audit's case: a recycler of 1e19 t made China's LFP-Li pessimistic A 100% with
+    HiGHS (93.19% is right). Now the LP refuses naming the arcs; the network engine gives the
+    index it gives at 1e12 t, where HiGHS agrees with it."""
+    def run(tonnes, solvers):
+        scen = write_scenario(tmp_path, RECYCLER.replace("TONNES", tonnes)
+                              .replace("SOLVERS", solvers))
+        out = tmp_path / f"out-{tonnes}-{solvers}"
+        return cli("run", scen, "--out", out, "--quiet", "--workers", "1", cwd=tmp_path), out
+
+    res, out = run("1e12", "[highspy, network]")
+    assert res.returncode == 0, res.stderr
+    small = pd.read_csv(out / "vulnerability.csv").pivot_table(index="case", columns="solver",
+                                                                values="vi")
+    assert (small["highspy"] - small["network"]).abs().max() < 1e-9
+    assert small.loc["pessimistic_a", "network"] == pytest.approx(0.9319, abs=1e-4)
+    res, out = run("1e19", "[highspy]")
+    assert res.returncode == 1 and not out.exists()
+    line = res.stderr.strip().splitlines()[-1]
+    assert "China_ref_poss -> China_ref (1e+19 t)" in line and "more than 1e+09 times LFP's " \
+        "supply" in line and "use solver: network" in line and "internal" not in line, line
+    res, out = run("1e19", "[network]")  # one point: it runs as its variant, not the base
+    assert res.returncode == 0, res.stderr
+    big = pd.read_csv(out / "vulnerability.csv").set_index("case")["vi"]
+    assert (big - small["network"]).abs().max() < 1e-9
+
+
+def test_a_sweep_of_one_point_runs_with_its_value(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [false]}\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "out" / "stage_contributions.csv").exists()
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -229,7 +229,9 @@ def _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_di
         base = scenario.path.parent if scenario.path else None
         files = [f for v in variants for f in input_files(v.spec, base)]
         store = PartStore(out_dir, fingerprint(tasks, files))
-    if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
+    # the common case: no pool, no parts (a sweep of one point runs as a task: its values
+    # may change the solver or the networks the base scenario prepared)
+    if len(tasks) == 1 and not spec.sensitivity and not variants[0].values:
         families, parameters, _ = scenario.user_families()
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
                           decompose=spec.stage_contributions, progress=progress,
