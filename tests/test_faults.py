@@ -688,6 +688,40 @@ def test_a_flows_file_with_a_header_and_no_rows_is_a_one_line_error(tmp_path, ti
     assert len(lines) == 1 and "lithium_2020.csv: has a header and no rows" in lines[0], lines
 
 
+@pytest.mark.parametrize("setup, args, pattern", [
+    (lambda t: None, ["validate", "/dev/zero"],
+     r"/dev/zero: is a character device, not a regular file; give the scenario file itself"),
+    (lambda t: os.mkfifo(t / "pipe.yaml"), ["validate", "pipe.yaml"],  # no writer: open blocks
+     r"pipe.yaml: is a FIFO \(named pipe\), not a regular file"),
+    (lambda t: os.truncate((t / "huge.yaml").open("wb").name, 20 << 30),  # sparse, 20 GB
+     ["validate", "huge.yaml"], r"huge.yaml: more than the 10,000,000 bytes a scenario file"),
+    (lambda t: write_scenario(t, TINY_SCENARIO + "extensions: [/dev/zero]\n"),
+     ["validate", "scenario.yaml"], r"scenario.yaml:\d+: extensions\[0\]: /dev/zero: is a "
+                                    r"character device, not a regular file"),
+    (lambda t: write_scenario(t, TINY_SCENARIO + "blocs_file: /dev/zero\n"),
+     ["validate", "scenario.yaml"], r"scenario.yaml:\d+: blocs_file: /dev/zero: is a "
+                                    r"character device"),
+    (lambda t: os.mkfifo(t / "blocs.yaml"), ["rank", "--blocs", "blocs.yaml", "--out", "o"],
+     r"blocs.yaml: is a FIFO \(named pipe\), not a regular file; give the blocs file itself"),
+    (lambda t: (t / "flows" / "lithium_2020.csv").unlink() or
+     os.mkfifo(t / "flows" / "lithium_2020.csv") or write_scenario(t, TINY_SCENARIO),
+     ["run", "scenario.yaml", "--out", "o"], r"lithium_2020.csv: is a FIFO"),
+])
+def test_a_file_the_user_names_is_a_regular_file_read_with_a_bound(tmp_path, tiny_flows,
+                                                                    setup, args, pattern):
+    """/dev/zero was read whole before the 10 MB check (10 GB after 30 s, signals ignored),
+    a FIFO without a writer blocked: now each is refused before a byte is read."""
+    import re
+
+    setup(tmp_path)
+    res = cli(*args, cwd=tmp_path, timeout=120)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], \
+        lines
+    assert not (tmp_path / "o").exists()
+
+
 def test_every_lithium_code_with_a_fraction_is_sampled_and_runs(tmp_path):
     """The documented `{material: X}` form samples the codes that have a contained fraction
     (lithium's 282690 has none) and runs."""

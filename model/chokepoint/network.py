@@ -18,6 +18,9 @@ import pandas as pd
 
 from .errors import NetworkError, did_you_mean, read_text
 
+#: Largest flows file read (a network of 10^6 arcs is about 80 MB).
+FLOWS_MAX_BYTES = 1 << 30
+
 #: File formats a network can be written in.
 FORMATS = ("cheng-csv", "csv")
 
@@ -211,7 +214,7 @@ class Network:
                  close_imbalances: bool = False) -> "Network":
         """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
         path = Path(path)
-        text = read_text(path, "flows file", NetworkError)
+        text = read_text(path, "flows file", NetworkError, limit=FLOWS_MAX_BYTES)
         try:
             table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

@@ -80,12 +80,14 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
     collect its families. With ``sha256``, the source must still be that content."""
     if is_file_ref(ref):
         path = (Path(base or Path.cwd()) / ref).resolve()
-        try:
-            source = path.read_bytes()
-        except FileNotFoundError:
-            raise ScenarioError(f"{where}: {ref}: no such extension file ({path})") from None
-        except OSError as e:
-            raise ScenarioError(f"{where}: {ref}: cannot read: {e.strerror}") from None
+        if not path.exists():
+            raise ScenarioError(f"{where}: {ref}: no such extension file ({path})")
+        from ..errors import read_bytes
+
+        try:  # a regular file, read with a bound (never /dev/zero whole)
+            source = read_bytes(path, "extension file", ScenarioError)
+        except ScenarioError as e:
+            raise ScenarioError(f"{where}: {ref}: {str(e).split(': ', 1)[-1]}") from None
         target, digest = str(path), hashlib.sha256(source).hexdigest()
     else:
         if not re.fullmatch(r"[A-Za-z_][\w.]*", ref):

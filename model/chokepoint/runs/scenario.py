@@ -304,10 +304,13 @@ class Scenario:
         base = self.path.parent if self.path else Path.cwd()
         if self.spec.blocs_file:
             path = (base / self.spec.blocs_file).resolve()
-            if not path.is_file():
+            if not path.exists():
                 raise ScenarioError(f"{self.where(('blocs_file',))}: blocs file "
                                     f"{str(path)!r} does not exist")
-            return load_blocs(path)
+            try:
+                return load_blocs(path)
+            except ScenarioError as e:
+                raise ScenarioError(f"{self.where(('blocs_file',))}: {e}") from None
         for path in (base / "blocs.yaml",
                      scenarios_dir() / "blocs.yaml"):
             if path.is_file():
