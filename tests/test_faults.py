@@ -487,6 +487,35 @@ def test_a_killed_worker_stops_the_run_with_its_parts_kept(tmp_path):
     assert len(list(parts_dir(out).glob("*.json"))) >= 1
 
 
+@pytest.mark.parametrize("when", ["workers_starting", "parts_saved"])
+def test_kill_9_of_the_run_leaves_no_process_alive_5_s_later(tmp_path, when):
+    """kill -9 of a pooled sweep's main process left its workers (and multiprocessing's
+    resource tracker) computing for minutes. Killed while its workers are still importing, or
+    while they compute, nothing of the run is alive 5 s later."""
+    scen = write_scenario(tmp_path, SENS)
+    out = tmp_path / "out"
+    run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--workers", "2",
+              cwd=tmp_path)
+    if when == "workers_starting":
+        run.wait_for(lambda: any(b"spawn_main" in _cmdline(p) for p in _children(run.proc.pid)))
+    else:
+        run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1)
+    assert len(run.survivors()) >= 3  # the run, its workers, the resource tracker
+    run.proc.kill()
+    run.proc.wait(timeout=60)
+    deadline = time.time() + 5
+    while run.survivors() and time.time() < deadline:
+        time.sleep(0.1)
+    assert run.survivors() == [], "processes of the run outlived it by 5 s"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_an_error_in_one_task_cancels_the_rest(tmp_path):
     body = SENS.replace("sensitivity:", """\
 constraints:

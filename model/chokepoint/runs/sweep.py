@@ -465,23 +465,14 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
     return results
 
 
-def _worker_init() -> None:
-    """Workers leave Ctrl-C to the run, which stops them; their progress bars lock with a
-    thread lock, not a named semaphore that a stopped worker would leave behind."""
-    import threading
-
-    from tqdm.auto import tqdm
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tqdm.set_lock(threading.RLock())
-
-
 def _run_pool(todo, workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from .lifeline import worker_init
+
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
     finished = False
     try:
         futures = {pool.submit(run_task, t): t for t in todo}
