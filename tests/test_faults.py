@@ -537,19 +537,25 @@ sensitivity:""")
     assert time.time() - t < 120
 
 
-def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, tiny_flows):
-    pytest.importorskip("dask.distributed")
+def _scheduler() -> tuple[subprocess.Popen, str]:
+    """A Dask scheduler of its own, on a free port, and its address."""
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
                               "127.0.0.1", "--port", "0", "--no-dashboard"],
                              stderr=subprocess.PIPE, text=True)
+    address = None
+    t = time.time()
+    while address is None and time.time() - t < 120:
+        line = sched.stderr.readline()
+        if "Scheduler at:" in line:
+            address = line.split("Scheduler at:")[1].strip()
+    assert address, "the scheduler did not start"
+    return sched, address
+
+
+def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, tiny_flows):
+    pytest.importorskip("dask.distributed")
+    sched, address = _scheduler()
     try:
-        address = None
-        t = time.time()
-        while address is None and time.time() - t < 60:
-            line = sched.stderr.readline()
-            if "Scheduler at:" in line:
-                address = line.split("Scheduler at:")[1].strip()
-        assert address, "the scheduler did not start"
         scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
                                                         "false]}\n")
         t = time.time()
@@ -561,6 +567,76 @@ def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, t
     finally:
         sched.terminate()
         sched.wait(timeout=30)
+
+
+def test_a_run_whose_dask_workers_all_die_stops_naming_its_saved_parts(tmp_path):
+    """Every Dask worker killed mid-run: the run waited forever. Now it stops
+    CHOKEPOINT_DASK_WAIT seconds after the last one went, saying what was saved."""
+    pytest.importorskip("dask.distributed")
+    sched, address = _scheduler()
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                               "--no-nanny", "--nthreads", "1", "--no-dashboard"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        scen = write_scenario(tmp_path, SENS)
+        out = tmp_path / "out"
+        run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--dask", address,
+                  cwd=tmp_path, env={"CHOKEPOINT_DASK_WAIT": "3"})
+        run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1, timeout=600)
+        worker.kill()
+        worker.wait(timeout=30)
+        t = time.time()
+        _, err = run.proc.communicate(timeout=120)
+        assert time.time() - t < 60, "the run did not stop within a minute"
+        assert run.proc.returncode == 1, err
+        lines = err.strip().splitlines()
+        saved = len(list(parts_dir(out).glob("*.json")))
+        assert len(lines) == 1 and f"--dask {address}: " in lines[0], err
+        assert f"; {saved} of 6 tasks saved, re-run to resume" in lines[0], lines
+        assert ("every worker is gone" in lines[0] or "workers running a task died" in
+                lines[0]), lines
+        assert saved >= 1 and not out.exists()
+    finally:
+        worker.kill()
+        sched.terminate()
+        sched.wait(timeout=30)
+
+
+def test_sigterm_under_dask_local_says_what_was_saved(tmp_path):
+    pytest.importorskip("dask.distributed")
+    scen = write_scenario(tmp_path, SENS)
+    out = tmp_path / "out"
+    run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--dask", "local",
+              cwd=tmp_path)
+    run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1, timeout=600)
+    rc, _, err = run.stop(signal.SIGTERM)
+    assert rc == 143, err
+    saved = len(list(parts_dir(out).glob("*.json")))
+    lines = err.strip().splitlines()
+    assert lines == [f"chokepoint: terminated; {saved} of 6 tasks saved, re-run to resume"], err
+    deadline = time.time() + 10
+    while run.survivors() and time.time() < deadline:
+        time.sleep(0.2)
+    assert run.survivors() == []
+
+
+@pytest.mark.parametrize("address, pattern", [
+    ("foo://x:1", r"--dask foo://x:1: unknown address scheme 'foo'; give 'local', host:port"),
+    ("tpc://127.0.0.1:1", r"unknown address scheme 'tpc' \(did you mean 'tcp'\?\)"),
+    ("tcp://", r"--dask tcp://: no host:port after tcp://"),
+])
+def test_a_dask_address_of_an_unknown_scheme_is_one_line(tmp_path, tiny_flows, address,
+                                                         pattern):
+    import re
+
+    pytest.importorskip("dask.distributed")
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
+                                                    "false]}\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--dask", address, "--quiet",
+              cwd=tmp_path, timeout=120)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], lines
 
 
 # -- bad YAML and bad values ----------------------------------------------------------------

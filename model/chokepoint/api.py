@@ -210,6 +210,11 @@ def run(
     scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
+    if dask:
+        from .runs.sweep import check_dask_address, dask_wait
+
+        check_dask_address(dask)
+        dask_wait()
     variants, samples, tasks = make_tasks(scenario, scenario.blocs())
     _check_variant_edits(scenario, variants)
     out_dir = Path(out) if out else Path("results") / spec.name

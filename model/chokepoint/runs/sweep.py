@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -445,6 +446,8 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
         for t, get in source:
             try:
                 results[t.key] = r = get()
+            except _WorkersLost:
+                raise
             except ChokepointError as e:
                 if _interrupted(e):
                     raise KeyboardInterrupt from None
@@ -459,6 +462,9 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
     except BrokenProcessPool:
         raise ChokepointError(f"a worker process died (killed, or out of memory?); {saved} of "
                               f"{len(tasks)} tasks saved, re-run to resume") from None
+    except _WorkersLost as e:
+        raise ChokepointError(f"{e}; {saved} of {len(tasks)} tasks saved, re-run to resume") \
+            from None
     finally:
         source.close()
         bar.close()
@@ -498,37 +504,115 @@ def _stop(processes) -> None:
             p.join(timeout=2)
 
 
-def _run_dask(todo, address: str):
+class _WorkersLost(ChokepointError):
+    """Dask lost the workers a run needs; the run adds what was saved."""
+
+
+def check_dask_address(address: str) -> None:
+    """``local``, ``host:port`` or ``scheme://host:port`` with a scheme Dask speaks; else a
+    one-line error (Dask's own is an internal ValueError)."""
+    if address == "local":
+        return
+    scheme = address.split("://", 1)[0] if "://" in address else "tcp"
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from distributed.comm.registry import backends
     except ImportError:
         raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
-    wait = dask_wait()
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise ChokepointError(f"--dask {address}: cannot reach the scheduler ({e})") from None
-    futures = []
+    if scheme not in backends:
+        raise ChokepointError(f"--dask {address}: unknown address scheme {scheme!r}"
+                              f"{did_you_mean(scheme, list(backends))}; give 'local', "
+                              f"host:port, or one of {', '.join(s + '://...' for s in backends)}")
+    if not address.split("://", 1)[-1]:
+        raise ChokepointError(f"--dask {address}: no host:port after {scheme}://")
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask logs every closed connection and cancelled task of a stopped run as warnings
+    with tracebacks on stderr; the run says in one line what happened."""
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
     try:
-        try:
-            client.wait_for_workers(1, timeout=wait)
-        except (TimeoutError, OSError):
-            raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
-                                  f"{wait:.0f} s (start dask workers, or use "
-                                  "--workers)") from None
-        futures = client.map(run_task, todo, pure=False)
-        index = {f.key: t for f, t in zip(futures, todo)}
-        for f in as_completed(futures):
-            yield index[f.key], f.result
+        with warnings.catch_warnings():
+            # "Port 8787 is already in use": the scheduler's HTTP endpoint, which we don't use
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"distributed\.")
+            yield
     finally:
-        if futures:
-            client.cancel(futures)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _run_dask(todo, address: str):
+    try:
+        from dask.distributed import Client, LocalCluster
+        from distributed import wait as dask_wait_for
+        from distributed.scheduler import KilledWorker
+    except ImportError:
+        raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
+    import time
+
+    check_dask_address(address)
+    wait = dask_wait()
+    with _quiet_dask():
+        cluster = None
+        if address == "local":
+            cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL + 1)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(address, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ChokepointError(f"--dask {address}: cannot reach the scheduler "
+                                      f"({str(e).splitlines()[0]})") from None
+        futures = []
+        try:
+            try:
+                client.wait_for_workers(1, timeout=wait)
+            except (TimeoutError, OSError):
+                raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
+                                      f"{wait:.0f} s (start dask workers, or use "
+                                      "--workers)") from None
+            futures = client.map(run_task, todo, pure=False)
+            index = {f.key: t for f, t in zip(futures, todo)}
+            pending, gone_since = set(futures), None
+            while pending:
+                try:  # a bounded wait, to look at the workers between two
+                    done = dask_wait_for(list(pending), timeout=1.0,
+                                         return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    done = set()
+                for f in done:
+                    pending.discard(f)
+                    yield index[f.key], _result(f, address, KilledWorker)
+                if done:
+                    continue
+                if client.nthreads():
+                    gone_since = None
+                elif gone_since is None:
+                    gone_since = time.monotonic()
+                elif time.monotonic() - gone_since > wait:
+                    raise _WorkersLost(f"--dask {address}: every worker is gone (none for "
+                                       f"{wait:.0f} s)")
+        finally:
+            if futures:
+                client.cancel(futures)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _result(future, address: str, killed: type):
+    """``future.result`` with a worker that died running the task told in one line."""
+    def get():
+        try:
+            return future.result()
+        except killed:
+            raise _WorkersLost(f"--dask {address}: the workers running a task died (killed, "
+                               "or out of memory?)") from None
+    return get
