@@ -639,6 +639,43 @@ def test_a_dask_address_of_an_unknown_scheme_is_one_line(tmp_path, tiny_flows, a
     assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], lines
 
 
+@pytest.mark.parametrize("name, body, pattern", [
+    ("notes.txt", "some notes\n", r"extensions\[0\]: notes.txt: an extension is a Python file "
+                                  r"ending in .py"),
+    ("picture.py", b"\x89PNG\r\n\x1a\n\x00\x00binary",
+     r"extensions\[0\]: picture.py: not Python source \(source code string cannot contain "
+     r"null bytes\)"),
+    ("quits.py", "import sys\nsys.exit(3)\n",
+     r"extensions\[0\]: quits.py: called sys.exit\(3\) while being loaded"),
+    ("quits_later.py", """\
+import sys
+import chokepoint
+
+
+@chokepoint.constraint_family(title="Quits", cases=["pessimistic_a"])
+def quits(m):
+    \"\"\"touched <= 0
+    Ends the run instead of returning a constraint.\"\"\"
+    sys.exit(0)
+""", r"constraint family quits \(quits_later.py#sha256=\w+\) called sys.exit\(0\) while "
+     r"building; a rule returns a Constraint"),
+])
+def test_an_extension_that_is_not_python_or_ends_the_run_is_one_line(tmp_path, tiny_flows,
+                                                                     name, body, pattern):
+    """An extension that is no Python file, or calls sys.exit (which ended the run with exit
+    3 and no message), is one line naming it."""
+    import re
+
+    path = tmp_path / name
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    scen = write_scenario(tmp_path, TINY_SCENARIO + f"extensions: [{name}]\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
 # -- bad YAML and bad values ----------------------------------------------------------------
 
 

@@ -65,10 +65,11 @@ def read_bytes(path, what: str, error: type[ChokepointError],
         raise error(f"{path}: no such {what}") from None
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
+    kind = file_kind(os.fstat(fd).st_mode)
+    if kind:
+        os.close(fd)
+        raise error(f"{path}: is {kind}, not a regular file; give the {what} itself")
     with open(fd, "rb", closefd=True) as f:
-        kind = file_kind(os.fstat(fd).st_mode)
-        if kind:
-            raise error(f"{path}: is {kind}, not a regular file; give the {what} itself")
         chunks, size = [], 0
         try:
             while size <= limit:
