@@ -207,7 +207,8 @@ def run(
     from .publish import output_lock
     from .runs.sweep import make_tasks
 
-    scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
     if dask:
@@ -215,10 +216,13 @@ def run(
 
         check_dask_address(dask)
         dask_wait()
-    variants, samples, tasks = make_tasks(scenario, scenario.blocs())
-    _check_variant_edits(scenario, variants)
     out_dir = Path(out) if out else Path("results") / spec.name
+    # the output folder is checked and held before the networks are built: a busy or
+    # foreign --out is told at once, not after seconds of work
     with output_lock(out_dir) if write_files else nullcontext():
+        scenario, networks, focal_sets = prepare(scenario)  # the base scenario first
+        variants, samples, tasks = make_tasks(scenario, scenario.blocs())
+        _check_variant_edits(scenario, variants)
         return _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                            write_files, progress, workers, dask, report)
 

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     rk.add_argument("--profile", default="paper", help="paper (default) or complete")
     rk.add_argument("--blocs", nargs="?", const="scenarios/blocs.yaml", metavar="FILE",
                     help="also rank the blocs of FILE (default scenarios/blocs.yaml)")
-    rk.add_argument("--top", type=_at_least(1), default=10, help="rows printed per pair (default 10)")
+    rk.add_argument("--top", type=_at_least(1), default=10,
+                    help="rows printed per pair (default 10)")
     rk.add_argument("--out", metavar="DIR", help="where ranking.csv goes "
                     "(default results/rank-<year>/)")
 
