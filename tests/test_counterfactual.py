@@ -109,6 +109,38 @@ def test_scale_trade_and_production(inputs):
     assert halved.refining("lithium")["China"] == 60
 
 
+@pytest.mark.parametrize("factor", [0, 0.5, 1.5, 3])
+def test_scale_trade_by_any_factor_on_tonnes_stored_as_integers(inputs, factor):
+    """The shipped trade table stores whole tonnes (int64); a fractional result must not
+    fail to fit (pandas 3 refuses floats in an int64 column)."""
+    table = inputs.trade_table.astype({"tonnes": "int64"})
+    inputs.__dict__["trade_table"] = table
+    scaled = apply_edits(inputs, edits({"kind": "scale_trade", "exporter": "Australia",
+                                        "importer": "China", "factor": factor}))
+    got = scaled.trade_table.set_index(["exporter", "importer"])["tonnes"]
+    assert got[("Australia", "China")] == pytest.approx(100 * factor)
+    assert got[("China", "Korea, Republic of")] == 50
+    assert table["tonnes"].tolist() == [100, 50]  # the original untouched
+    net = build_network("lithium", scaled)
+    arcs = net.arcs.set_index(["source", "target"])["tonnes"]
+    assert arcs.get(("Australia_mine", "China_ref_poss"), 0) == pytest.approx(100 * factor)
+
+
+@pytest.mark.parametrize("edit", [
+    {"kind": "scale_trade", "exporter": "Australia", "importer": "China", "factor": "nan"},
+    {"kind": "scale_production", "country": "China", "stage": "refining", "factor": "inf"},
+    {"kind": "recycling", "owner": "China", "material": "lithium", "tonnes": float("inf")},
+    {"kind": "move_production", "from": "China", "to": ["Korea"], "stage": "cathode",
+     "share": float("nan")},
+    {"kind": "set_fraction", "code": "111111", "factor": float("inf")},
+])
+def test_an_edit_number_that_is_not_finite_is_refused(edit):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="finite number"):
+        edits(edit)
+
+
 def test_set_fraction_scales_contained_tonnes(inputs):
     half = apply_edits(inputs, edits({"kind": "set_fraction", "code": "111111", "factor": 0.5}))
     assert half.trade("lithium", "raw", "paper")["tonnes"].sum() == pytest.approx(50)

@@ -119,6 +119,7 @@ def test_signal_stops_a_sweep_at_once_and_resume_is_byte_identical(tmp_path, sen
     assert f"chokepoint: {word}; {saved} of 6 tasks saved, re-run to resume" in err
     assert 2 <= saved < 6 and not out.exists()
     assert len(err.strip().splitlines()) == 1, err
+    assert _leftovers(tmp_path) == [], "lock or staging files outlived the run"
     time.sleep(0.5)
     assert run.survivors() == [], "child processes outlived the run"
     # a part cut short (a crash while it was written elsewhere) is named and recomputed
@@ -258,15 +259,123 @@ def test_files_of_an_earlier_run_do_not_survive(tmp_path, tiny_flows):
     assert json.loads((out / "chokepoint-run.json").read_text())["scenario"] == "tiny"
 
 
-def test_a_folder_of_the_users_own_is_never_replaced(tmp_path, tiny_flows):
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Staging folders, lock files and parked folders of ours beside or in ``folder``."""
+    return sorted(p.name for p in folder.iterdir()
+                  if ".staging-" in p.name or ".old-" in p.name or p.name.endswith(
+                      (".lock", ".lock.json")))
+
+
+def _earlier_output(tmp_path: Path, name: str = "out") -> Path:
     scen = write_scenario(tmp_path, TINY_SCENARIO)
-    mine = tmp_path / "thesis"
-    mine.mkdir()
-    (mine / "chapter1.tex").write_text("precious")
-    res = cli("run", scen, "--out", mine, "--quiet", cwd=tmp_path)
-    assert res.returncode == 1
-    assert "the folder exists and is not a chokepoint output" in res.stderr
-    assert (mine / "chapter1.tex").read_text() == "precious"
+    res = cli("run", scen, "--out", tmp_path / name, "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("make, named", [
+    # a folder of the user's own, no results.nc in it
+    (lambda t: (t / "thesis").mkdir() or (t / "thesis" / "chapter1.tex").write_text("1") and
+     t / "thesis", "chapter1.tex"),
+    # a thesis folder that happens to hold a results.nc: not ours without our marker
+    (lambda t: (t / "thesis").mkdir() or (t / "thesis" / "results.nc").write_text("x") and
+     (t / "thesis" / "ch1.tex").write_text("y") and t / "thesis", "ch1.tex, results.nc"),
+    # an earlier output of ours into which the user put notes
+    (lambda t: (_earlier_output(t) / "notes.md").write_text("mine") and t / "out", "notes.md"),
+    # ... or a figure of their own into a subfolder
+    (lambda t: (_earlier_output(t) / "drafts").mkdir() or
+     (t / "out" / "drafts" / "fig.svg").write_text("<svg/>") and t / "out", "drafts/fig.svg"),
+    # a marker of ours that does not list what the folder holds (a hand-copied marker)
+    (lambda t: (t / "mine").mkdir() or (t / "mine" / "chokepoint-run.json").write_text(
+        '{"files": ["results.nc"]}') and (t / "mine" / "data.csv").write_text("1") and
+     t / "mine", "data.csv"),
+])
+def test_a_folder_with_files_of_the_users_own_is_refused_and_kept(tmp_path, tiny_flows, make,
+                                                                  named):
+    out = make(tmp_path)
+    before = _snapshot(out)
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "stage_contributions: false\n", "s2.yaml")
+    res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert f"holds files chokepoint did not write ({named}); move them out" in line, line
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_output_of_an_earlier_version_without_a_file_list_is_replaced(tmp_path, tiny_flows):
+    """A marker written before markers listed their files stands for the files chokepoint
+    wrote then; those are replaced, anything else is the user's."""
+    out = _earlier_output(tmp_path)
+    marker = json.loads((out / "chokepoint-run.json").read_text())
+    del marker["files"]
+    (out / "chokepoint-run.json").write_text(json.dumps(marker))
+    (out / "figures").mkdir()
+    (out / "figures" / "vulnerability_bars.png").write_bytes(b"png")
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "stage_contributions: false\n", "s2.yaml")
+    res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(_snapshot(out)) == ["chokepoint-run.json", "results.nc", "vulnerability.csv"]
+    assert _leftovers(tmp_path) == []
+
+
+KILLED_PUBLISH = """\
+import os, signal, sys
+from chokepoint.publish import output_lock, staged
+with output_lock(sys.argv[1]), staged(sys.argv[1], {}) as tmp:
+    (tmp / "results.nc").write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path, tiny_flows):
+    """kill -9 in the middle of a publish leaves its staging folder and the lock files; the
+    next run on that --out removes them (it holds the lock, so no live run owns them), and a
+    run that ends leaves no lock file."""
+    out = _earlier_output(tmp_path)
+    before = _snapshot(out)
+    for _ in range(2):
+        killed = subprocess.run([sys.executable, "-c", KILLED_PUBLISH, str(out)], cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = _leftovers(tmp_path)  # the second killed run cleared what the first left
+    assert len([n for n in left if ".staging-" in n]) == 1 and ".out.lock" in left, left
+    assert _snapshot(out) == before
+    (tmp_path / ".outer.staging-x").mkdir()  # another output's: not touched
+    res = cli("run", write_scenario(tmp_path, TINY_SCENARIO), "--out", out, "--quiet",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert _leftovers(tmp_path) == [".outer.staging-x"]
+
+
+def test_a_target_that_is_not_a_regular_file_or_folder_is_refused(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    device = tmp_path / "full"
+    device.symlink_to("/dev/full")  # a character device, reached through a link of ours
+    lp = ["export-lp", scen, "--focal", "China", "--pair", "LFP-lithium", "--case",
+          "optimistic", "--out"]
+    for args, kind in [(["run", scen, "--quiet", "--out", fifo], "a FIFO (named pipe), not a "
+                        "folder"),
+                       ([*lp, fifo], "a FIFO (named pipe), not a regular file"),
+                       ([*lp, device], "a character device, not a regular file"),
+                       (["network", "--material", "lithium", "--out", fifo],
+                        "a FIFO (named pipe), not a regular file")]:
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 1, res.stderr
+        line = res.stderr.strip().splitlines()[-1]
+        assert f": is {kind}; chokepoint never replaces one" in line, line
+    import stat
+
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISCHR(os.stat(device).st_mode)
+    assert device.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "flows", "full", "pipe", "scenario.yaml"]
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
@@ -286,21 +395,45 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-def test_out_on_another_file_system_through_a_symlink_and_at_a_mount_point(tmp_path,
-                                                                           tiny_flows, tmpfs):
+def test_out_on_another_file_system_through_a_symlink(tmp_path, tiny_flows, tmpfs):
     link = tmp_path / "link"
     link.symlink_to(tmpfs / "results")
-    for out in (tmpfs, link / "tiny"):  # the mount point itself; through a symlink
-        for body in (TINY_SCENARIO, TINY_SCENARIO + "stage_contributions: false\n"):
-            path = write_scenario(tmp_path, body, "s.yaml")
-            res = cli("run", path, "--out", out, "--quiet", cwd=tmp_path)
-            assert res.returncode == 0, res.stderr
-        assert (out / "results.nc").is_file() and not (out / "stage_contributions.csv").exists()
-        assert not [p for p in tmpfs.rglob(".*") if "staging" in p.name or ".old-" in p.name]
-        if out == tmpfs:
-            for p in list(tmpfs.iterdir()):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-            (tmpfs / "results").mkdir()
+    out = link / "tiny"
+    for body in (TINY_SCENARIO, TINY_SCENARIO + "stage_contributions: false\n"):
+        path = write_scenario(tmp_path, body, "s.yaml")
+        res = cli("run", path, "--out", out, "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+    assert (out / "results.nc").is_file() and not (out / "stage_contributions.csv").exists()
+    assert _leftovers(tmpfs / "results") == [] and _leftovers(tmp_path) == []
+
+
+def test_a_mount_point_or_bind_mount_as_out_is_refused_before_any_work(tmp_path, tiny_flows,
+                                                                       tmpfs):
+    """A mount point cannot be swapped in one step; publishing into it file by file would
+    leave a mixed folder when it fails midway, so it is refused before solving."""
+    scen = write_scenario(tmp_path, TINY_SCENARIO)
+    bound, source = tmp_path / "bound", tmp_path / "source"
+    source.mkdir()
+    bound.mkdir()
+    (source / "keep.txt").write_text("mine")
+    if subprocess.run(["mount", "--bind", str(source), str(bound)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        for out in (tmpfs, bound):  # another file system; the same one, bound elsewhere
+            before = _snapshot(out)
+            res = cli("run", scen, "--out", out, "--quiet", cwd=tmp_path)
+            assert res.returncode == 1, res.stderr
+            line = res.stderr.strip().splitlines()[-1]
+            assert f"{out}: is a mount point, which cannot be replaced in one step; give a " \
+                   f"folder inside it (--out {out / 'results'})" in line, line
+            assert _snapshot(out) == before and _leftovers(tmp_path) == []
+        res = cli("run", scen, "--out", bound / "results", "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert (source / "results" / "results.nc").is_file()
+        assert (source / "keep.txt").read_text() == "mine"
+    finally:
+        subprocess.run(["umount", "-l", str(bound)], capture_output=True)
 
 
 def test_disk_full_while_publishing_leaves_the_earlier_folder_byte_identical(tmp_path,
@@ -334,6 +467,52 @@ def test_units_do_not_move_the_indices(tmp_path):
         assert (vi - ref).abs().max() < 1e-9, scale
 
 
+RECYCLER = """\
+name: s
+network: {year: 2020}
+pairs: [LFP-lithium]
+stage_contributions: false
+focal: {China: [China]}
+edits: [{kind: recycling, owner: China, into: China, material: lithium, tonnes: TONNES}]
+sweep: {solver: SOLVERS}
+"""
+
+
+def test_a_recycler_far_beyond_the_product_is_refused_by_the_lp_and_exact_with_network(
+        tmp_path):
+    """The audit's case: a recycler of 1e19 t made China's LFP-Li pessimistic A 100% with
+    HiGHS (93.19% is right). Now the LP refuses naming the arcs; the network engine gives the
+    index it gives at 1e12 t, where HiGHS agrees with it."""
+    def run(tonnes, solvers):
+        scen = write_scenario(tmp_path, RECYCLER.replace("TONNES", tonnes)
+                              .replace("SOLVERS", solvers))
+        out = tmp_path / f"out-{tonnes}-{solvers}"
+        return cli("run", scen, "--out", out, "--quiet", "--workers", "1", cwd=tmp_path), out
+
+    res, out = run("1e12", "[highspy, network]")
+    assert res.returncode == 0, res.stderr
+    small = pd.read_csv(out / "vulnerability.csv").pivot_table(index="case", columns="solver",
+                                                                values="vi")
+    assert (small["highspy"] - small["network"]).abs().max() < 1e-9
+    assert small.loc["pessimistic_a", "network"] == pytest.approx(0.9319, abs=1e-4)
+    res, out = run("1e19", "[highspy]")
+    assert res.returncode == 1 and not out.exists()
+    line = res.stderr.strip().splitlines()[-1]
+    assert "China_ref_poss -> China_ref (1e+19 t)" in line and "more than 1e+09 times LFP's " \
+        "supply" in line and "use solver: network" in line and "internal" not in line, line
+    res, out = run("1e19", "[network]")  # one point: it runs as its variant, not the base
+    assert res.returncode == 0, res.stderr
+    big = pd.read_csv(out / "vulnerability.csv").set_index("case")["vi"]
+    assert (big - small["network"]).abs().max() < 1e-9
+
+
+def test_a_sweep_of_one_point_runs_with_its_value(tmp_path, tiny_flows):
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [false]}\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "out" / "stage_contributions.csv").exists()
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -361,6 +540,35 @@ def test_a_killed_worker_stops_the_run_with_its_parts_kept(tmp_path):
     assert len(list(parts_dir(out).glob("*.json"))) >= 1
 
 
+@pytest.mark.parametrize("when", ["workers_starting", "parts_saved"])
+def test_kill_9_of_the_run_leaves_no_process_alive_5_s_later(tmp_path, when):
+    """kill -9 of a pooled sweep's main process left its workers (and multiprocessing's
+    resource tracker) computing for minutes. Killed while its workers are still importing, or
+    while they compute, nothing of the run is alive 5 s later."""
+    scen = write_scenario(tmp_path, SENS)
+    out = tmp_path / "out"
+    run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--workers", "2",
+              cwd=tmp_path)
+    if when == "workers_starting":
+        run.wait_for(lambda: any(b"spawn_main" in _cmdline(p) for p in _children(run.proc.pid)))
+    else:
+        run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1)
+    assert len(run.survivors()) >= 3  # the run, its workers, the resource tracker
+    run.proc.kill()
+    run.proc.wait(timeout=60)
+    deadline = time.time() + 5
+    while run.survivors() and time.time() < deadline:
+        time.sleep(0.1)
+    assert run.survivors() == [], "processes of the run outlived it by 5 s"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_an_error_in_one_task_cancels_the_rest(tmp_path):
     body = SENS.replace("sensitivity:", """\
 constraints:
@@ -382,19 +590,25 @@ sensitivity:""")
     assert time.time() - t < 120
 
 
-def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, tiny_flows):
-    pytest.importorskip("dask.distributed")
+def _scheduler() -> tuple[subprocess.Popen, str]:
+    """A Dask scheduler of its own, on a free port, and its address."""
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
                               "127.0.0.1", "--port", "0", "--no-dashboard"],
                              stderr=subprocess.PIPE, text=True)
+    address = None
+    t = time.time()
+    while address is None and time.time() - t < 120:
+        line = sched.stderr.readline()
+        if "Scheduler at:" in line:
+            address = line.split("Scheduler at:")[1].strip()
+    assert address, "the scheduler did not start"
+    return sched, address
+
+
+def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, tiny_flows):
+    pytest.importorskip("dask.distributed")
+    sched, address = _scheduler()
     try:
-        address = None
-        t = time.time()
-        while address is None and time.time() - t < 60:
-            line = sched.stderr.readline()
-            if "Scheduler at:" in line:
-                address = line.split("Scheduler at:")[1].strip()
-        assert address, "the scheduler did not start"
         scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
                                                         "false]}\n")
         t = time.time()
@@ -406,6 +620,113 @@ def test_a_dask_scheduler_without_workers_fails_after_a_bounded_wait(tmp_path, t
     finally:
         sched.terminate()
         sched.wait(timeout=30)
+
+
+def test_a_run_whose_dask_workers_all_die_stops_naming_its_saved_parts(tmp_path):
+    """Every Dask worker killed mid-run: the run waited forever. Now it stops
+    CHOKEPOINT_DASK_WAIT seconds after the last one went, saying what was saved."""
+    pytest.importorskip("dask.distributed")
+    sched, address = _scheduler()
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                               "--no-nanny", "--nthreads", "1", "--no-dashboard"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        scen = write_scenario(tmp_path, SENS)
+        out = tmp_path / "out"
+        run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--dask", address,
+                  cwd=tmp_path, env={"CHOKEPOINT_DASK_WAIT": "3"})
+        run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1, timeout=600)
+        worker.kill()
+        worker.wait(timeout=30)
+        t = time.time()
+        _, err = run.proc.communicate(timeout=120)
+        assert time.time() - t < 60, "the run did not stop within a minute"
+        assert run.proc.returncode == 1, err
+        lines = err.strip().splitlines()
+        saved = len(list(parts_dir(out).glob("*.json")))
+        assert len(lines) == 1 and f"--dask {address}: " in lines[0], err
+        assert f"; {saved} of 6 tasks saved, re-run to resume" in lines[0], lines
+        assert ("every worker is gone" in lines[0] or "workers running a task died" in
+                lines[0]), lines
+        assert saved >= 1 and not out.exists()
+    finally:
+        worker.kill()
+        sched.terminate()
+        sched.wait(timeout=30)
+
+
+def test_sigterm_under_dask_local_says_what_was_saved(tmp_path):
+    pytest.importorskip("dask.distributed")
+    scen = write_scenario(tmp_path, SENS)
+    out = tmp_path / "out"
+    run = Run("run", scen, "--out", out, "--quiet", "--no-progress", "--dask", "local",
+              cwd=tmp_path)
+    run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1, timeout=600)
+    rc, _, err = run.stop(signal.SIGTERM)
+    assert rc == 143, err
+    saved = len(list(parts_dir(out).glob("*.json")))
+    lines = err.strip().splitlines()
+    assert lines == [f"chokepoint: terminated; {saved} of 6 tasks saved, re-run to resume"], err
+    deadline = time.time() + 10
+    while run.survivors() and time.time() < deadline:
+        time.sleep(0.2)
+    assert run.survivors() == []
+
+
+@pytest.mark.parametrize("address, pattern", [
+    ("foo://x:1", r"--dask foo://x:1: unknown address scheme 'foo'; give 'local', host:port"),
+    ("tpc://127.0.0.1:1", r"unknown address scheme 'tpc' \(did you mean 'tcp'\?\)"),
+    ("tcp://", r"--dask tcp://: no host:port after tcp://"),
+])
+def test_a_dask_address_of_an_unknown_scheme_is_one_line(tmp_path, tiny_flows, address,
+                                                         pattern):
+    import re
+
+    pytest.importorskip("dask.distributed")
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
+                                                    "false]}\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--dask", address, "--quiet",
+              cwd=tmp_path, timeout=120)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], lines
+
+
+@pytest.mark.parametrize("name, body, pattern", [
+    ("notes.txt", "some notes\n", r"extensions\[0\]: notes.txt: an extension is a Python file "
+                                  r"ending in .py"),
+    ("picture.py", b"\x89PNG\r\n\x1a\n\x00\x00binary",
+     r"extensions\[0\]: picture.py: not Python source \(source code string cannot contain "
+     r"null bytes\)"),
+    ("quits.py", "import sys\nsys.exit(3)\n",
+     r"extensions\[0\]: quits.py: called sys.exit\(3\) while being loaded"),
+    ("quits_later.py", """\
+import sys
+import chokepoint
+
+
+@chokepoint.constraint_family(title="Quits", cases=["pessimistic_a"])
+def quits(m):
+    \"\"\"touched <= 0
+    Ends the run instead of returning a constraint.\"\"\"
+    sys.exit(0)
+""", r"constraint family quits \(quits_later.py#sha256=\w+\) called sys.exit\(0\) while "
+     r"building; a rule returns a Constraint"),
+])
+def test_an_extension_that_is_not_python_or_ends_the_run_is_one_line(tmp_path, tiny_flows,
+                                                                     name, body, pattern):
+    """An extension that is no Python file, or calls sys.exit (which ended the run with exit
+    3 and no message), is one line naming it."""
+    import re
+
+    path = tmp_path / name
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    scen = write_scenario(tmp_path, TINY_SCENARIO + f"extensions: [{name}]\n")
+    res = cli("run", scen, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], lines
+    assert not (tmp_path / "out").exists()
 
 
 # -- bad YAML and bad values ----------------------------------------------------------------
@@ -471,6 +792,129 @@ def test_values_that_cannot_run_are_found_by_validate(tmp_path, extra, pattern):
     assert res.returncode == 1, res.stdout
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(pattern, lines[0]), lines
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    ("edits: [{kind: scale_trade, exporter: Australia, importer: China, factor: .inf}]",
+     r"scenario.yaml:6: edits\[0\].factor: Input should be a finite number"),
+    ("edits: [{kind: recycling, owner: China, material: lithium, tonnes: .nan}]",
+     r"scenario.yaml:6: edits\[0\].tonnes: Input should be a finite number"),
+    ("sweep: {network.year: [2020, .nan]}",
+     r"sweep: variant \{'network.year': nan\}: network.year: Input should be a finite number"),
+    ("sweep: {edits: [[], [{kind: recycling, owner: China, material: lithium, tonnes: .inf}]]}",
+     r"sweep: variant .*: edits.0.recycling.tonnes: Input should be a finite number"),
+    ("sensitivity: {samples: 3, parameters: [{material: lithium, range: [0.9, .inf]}]}",
+     r"sensitivity.parameters\[0\].range\[1\]: Input should be a finite number"),
+    ("sensitivity: {samples: 3, quantiles: [0.5, 2], parameters: [{material: lithium, "
+     "range: [0.9, 1]}]}", r"sensitivity.quantiles\[1\]: Input should be less than or equal "
+                           r"to 1"),
+])
+def test_a_number_that_is_not_finite_or_in_range_is_refused_by_validate_and_run(
+        tmp_path, extra, pattern):
+    """validate and run refuse the same values, naming the key, without an internal error."""
+    import re
+
+    scen = write_scenario(tmp_path, DATA_SENS + extra + "\n")
+    for args in (["validate", scen], ["run", scen, "--out", tmp_path / "out", "--quiet"]):
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 1, res.stdout
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and re.search(pattern, lines[0]), lines
+        assert "internal" not in lines[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, env, pattern", [
+    (["run", "{scen}", "--quiet", "--out", "o"], {}, None),  # solver_options below
+    (["run", "{sweep}", "--quiet", "--out", "o", "--dask", "tcp://127.0.0.1:9"],
+     {"CHOKEPOINT_DASK_WAIT": "nan"},
+     r"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, got 'nan'"),
+    (["run", "{sweep}", "--quiet", "--out", "o", "--dask", "tcp://127.0.0.1:9"],
+     {"CHOKEPOINT_DASK_WAIT": "soon"},
+     r"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, got 'soon'"),
+    (["rank", "--top", "-3", "--out", "o"], {}, r"argument --top: -3 is below 1"),
+    (["narrow", "{scen}", "--focal", "China", "--pair", "LFP-lithium", "--top", "0"], {},
+     r"argument --top: 0 is below 1"),
+])
+def test_an_option_that_is_not_a_number_in_range_is_one_line(tmp_path, tiny_flows, args, env,
+                                                             pattern):
+    import re
+
+    scen = write_scenario(tmp_path, TINY_SCENARIO + "solver_options: {time_limit: .nan}\n")
+    sweep = write_scenario(tmp_path, TINY_SCENARIO + "sweep: {stage_contributions: [true, "
+                                                     "false]}\n", "sweep.yaml")
+    pattern = pattern or r"scenario.yaml:\d+: solver_options: time_limit is nan, not a finite"
+    args = [a.format(scen=scen, sweep=sweep) for a in args]
+    t = time.time()
+    res = cli(*args, cwd=tmp_path, env=env, timeout=120)
+    assert time.time() - t < 60  # before any connection is tried
+    assert res.returncode in (1, 2), res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert re.search(pattern, line) and "internal" not in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_scale_trade_by_a_fractional_factor_runs_on_the_shipped_table(tmp_path):
+    """The shipped trade table holds whole tonnes; factors 0.5 and 1.5 run, and a factor of
+    1 gives the unedited indices."""
+    out = {}
+    for factor in (None, 1, 0.5, 1.5):
+        edit = "" if factor is None else (
+            f"edits: [{{kind: scale_trade, exporter: Australia, importer: China, "
+            f"material: lithium, factor: {factor}}}]\n")
+        scen = write_scenario(tmp_path, DATA_SENS.replace("China: [China]", "Australia: "
+                                                          "[Australia]") + edit)
+        res = cli("run", scen, "--out", tmp_path / f"out{factor}", "--quiet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        out[factor] = pd.read_csv(tmp_path / f"out{factor}" / "vulnerability.csv").set_index(
+            "case")["vi"]
+    assert (out[1] - out[None]).abs().max() < 1e-12
+    # less of Australia's ore reaches China's refineries: its proportional share falls
+    p = "proportional"
+    assert out[0.5][p] < out[None][p] - 1e-3 and out[1.5][p] > out[None][p] + 1e-3
+    assert all(((v >= 0) & (v <= 1)).all() for v in out.values())
+
+
+def test_a_flows_file_with_a_header_and_no_rows_is_a_one_line_error(tmp_path, tiny_flows):
+    (tiny_flows / "lithium_2020.csv").write_text("Source,Target,Value\n")
+    res = cli("run", write_scenario(tmp_path, TINY_SCENARIO), "--out", tmp_path / "out",
+              "--quiet", cwd=tmp_path)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lithium_2020.csv: has a header and no rows" in lines[0], lines
+
+
+@pytest.mark.parametrize("setup, args, pattern", [
+    (lambda t: None, ["validate", "/dev/zero"],
+     r"/dev/zero: is a character device, not a regular file; give the scenario file itself"),
+    (lambda t: os.mkfifo(t / "pipe.yaml"), ["validate", "pipe.yaml"],  # no writer: open blocks
+     r"pipe.yaml: is a FIFO \(named pipe\), not a regular file"),
+    (lambda t: os.truncate((t / "huge.yaml").open("wb").name, 20 << 30),  # sparse, 20 GB
+     ["validate", "huge.yaml"], r"huge.yaml: more than the 10,000,000 bytes a scenario file"),
+    (lambda t: write_scenario(t, TINY_SCENARIO + "extensions: [/dev/zero]\n"),
+     ["validate", "scenario.yaml"], r"scenario.yaml:\d+: extensions\[0\]: /dev/zero: is a "
+                                    r"character device, not a regular file"),
+    (lambda t: write_scenario(t, TINY_SCENARIO + "blocs_file: /dev/zero\n"),
+     ["validate", "scenario.yaml"], r"scenario.yaml:\d+: blocs_file: /dev/zero: is a "
+                                    r"character device"),
+    (lambda t: os.mkfifo(t / "blocs.yaml"), ["rank", "--blocs", "blocs.yaml", "--out", "o"],
+     r"blocs.yaml: is a FIFO \(named pipe\), not a regular file; give the blocs file itself"),
+    (lambda t: (t / "flows" / "lithium_2020.csv").unlink() or
+     os.mkfifo(t / "flows" / "lithium_2020.csv") or write_scenario(t, TINY_SCENARIO),
+     ["run", "scenario.yaml", "--out", "o"], r"lithium_2020.csv: is a FIFO"),
+])
+def test_a_file_the_user_names_is_a_regular_file_read_with_a_bound(tmp_path, tiny_flows,
+                                                                    setup, args, pattern):
+    """/dev/zero was read whole before the 10 MB check (10 GB after 30 s, signals ignored),
+    a FIFO without a writer blocked: now each is refused before a byte is read."""
+    import re
+
+    setup(tmp_path)
+    res = cli(*args, cwd=tmp_path, timeout=120)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]) and "internal" not in lines[0], \
+        lines
+    assert not (tmp_path / "o").exists()
 
 
 def test_every_lithium_code_with_a_fraction_is_sampled_and_runs(tmp_path):

@@ -126,6 +126,12 @@ def test_wrong_columns(tmp_path):
         Network.read_csv(_write(tmp_path, "From,To,Tonnes\nA_mine,LFP,1\n"))
 
 
+@pytest.mark.parametrize("text", ["Source,Target,Value\n", "\ufeffSource,Target,Value\r\n\r\n"])
+def test_a_header_without_rows_is_a_clean_error(tmp_path, text):
+    with pytest.raises(NetworkError, match=r"lithium_2020.csv: has a header and no rows"):
+        Network.read_csv(_write(tmp_path, text))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(NetworkError, match="no such flows file"):
         Network.read_csv(tmp_path / "nope.csv")

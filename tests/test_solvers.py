@@ -39,6 +39,52 @@ def test_lp_solvers_agree_on_the_paper_grid(paper_grid, solver):
     assert (got - ref).abs().max() <= 1e-6
 
 
+def _with_recycler(tonnes: float):
+    """The tiny network plus a non-focal recycler of ``tonnes`` refined in China whose output
+    leaves to the other sink: arcs of up to ``tonnes`` beside a product of 95 t."""
+    from chokepoint.network import Network
+
+    from conftest import TINY_ARCS
+
+    arcs = [a if a[:2] != ("China_ref_poss", "China_ref") else (*a[:2], 100.0 + tonnes)
+            for a in TINY_ARCS]
+    arcs += [("Chile_recyc", "China_ref_poss", tonnes),
+             ("China_ref", "Trade to countries with no cathode production or <br /> refined "
+              "materials not accounted for in trade", tonnes)]
+    return Network.from_arcs(arcs, material="lithium", origin=f"recycler {tonnes:g}")
+
+
+@pytest.mark.parametrize("case", list(Case))
+def test_mixed_magnitudes_give_the_same_indices_or_are_refused_naming_the_arcs(case):
+    """A recycler far larger than the product (not a uniform change of units). Australia's
+    bound-case indices do not depend on its size once it exceeds the chain's flows, and its
+    proportional index is its share of China's refining, 60 / (100 + R), by hand. Within the
+    range an LP solver resolves, every engine gives them; beyond it, the LP engines refuse
+    naming the arcs, and the network engine still gives them."""
+    from chokepoint.errors import SolverError
+    from chokepoint.lp import VulnerabilityLP
+
+    def vi(tonnes, solver):
+        net = _with_recycler(tonnes)
+        return VulnerabilityLP(net, solver).solve(["Australia_mine"], "LFP", case) / 95
+
+    def expected(tonnes):
+        return 60 / (100 + tonnes) if case is Case.PROPORTIONAL else \
+            {Case.OPTIMISTIC: 0.0, Case.PESSIMISTIC_A: 60 / 95, Case.PESSIMISTIC_B: 85 / 95}[case]
+
+    for tonnes in (1e3, 1e6, 1e9, 5e10):  # up to 5e8 times the product's 95 t
+        for solver, within in (("highspy", 1e-7), ("appsi_highs", 1e-7), ("network", 1e-9)):
+            assert vi(tonnes, solver) == pytest.approx(expected(tonnes), abs=within), \
+                (tonnes, solver)
+    for tonnes in (1e12, 1e19):
+        for solver in ("highspy", "appsi_highs"):
+            with pytest.raises(SolverError, match=re.escape(f"recycler {tonnes:g}: ") + r".*Chile_recyc -> "
+                               r"China_ref_poss \(.* t\).* more than 1e\+09 times LFP's supply "
+                               r"of 95 t.*use solver: network"):
+                vi(tonnes, solver)
+        assert vi(tonnes, "network") == pytest.approx(expected(tonnes), abs=1e-9)
+
+
 def test_maxflow_baseline_agrees_on_the_paper_grid(paper_grid):
     nets, focal, pairs, ref = paper_grid
     worst = 0.0

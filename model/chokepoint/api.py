@@ -249,14 +249,23 @@ def run(
     from .publish import output_lock
     from .runs.sweep import make_tasks
 
-    with phase("read"):
-        scenario, networks, focal_sets = prepare(scenario)  # validates the base scenario first
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
     spec = scenario.spec
     workers = workers or os.cpu_count() or 1
-    variants, samples, tasks = make_tasks(scenario, scenario.blocs())
-    _check_variant_edits(scenario, variants, networks)
+    if dask:
+        from .runs.sweep import check_dask_address, dask_wait
+
+        check_dask_address(dask)
+        dask_wait()
     out_dir = Path(out) if out else Path("results") / spec.name
+    # the output folder is checked and held before the networks are built: a busy or
+    # foreign --out is told at once, not after seconds of work
     with output_lock(out_dir) if write_files else nullcontext():
+        with phase("read"):
+            scenario, networks, focal_sets = prepare(scenario)  # the base scenario first
+        variants, samples, tasks = make_tasks(scenario, scenario.blocs())
+        _check_variant_edits(scenario, variants, networks)
         return _run_locked(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
                            write_files, progress, workers, dask, report)
 
@@ -297,7 +306,9 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
     from .runs.sweep import execute
 
     spec = scenario.spec
-    if len(tasks) == 1 and not spec.sensitivity:  # the common case: no pool, no parts
+    # the common case: no pool, no parts (a sweep of one point runs as a task: its values
+    # may change the solver or the networks the base scenario prepared)
+    if len(tasks) == 1 and not spec.sensitivity and not variants[0].values:
         families, parameters, _ = scenario.user_families()
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
                           decompose=spec.stage_contributions, progress=progress,

@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     rk.add_argument("--profile", default="paper", help="paper (default) or complete")
     rk.add_argument("--blocs", nargs="?", const="scenarios/blocs.yaml", metavar="FILE",
                     help="also rank the blocs of FILE (default scenarios/blocs.yaml)")
-    rk.add_argument("--top", type=int, default=10, help="rows printed per pair (default 10)")
+    rk.add_argument("--top", type=_at_least(1), default=10,
+                    help="rows printed per pair (default 10)")
     rk.add_argument("--out", metavar="DIR", help="where ranking.csv goes "
                     "(default results/rank-<year>/)")
 
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     nw.add_argument("scenario", help="scenario YAML file (its networks and focal sets)")
     nw.add_argument("--focal", required=True, help="focal set label of the scenario")
     nw.add_argument("--pair", required=True, help="chemistry-material pair, e.g. NCM-cobalt")
-    nw.add_argument("--top", type=int, default=15, help="rows printed (default 15)")
+    nw.add_argument("--top", type=_at_least(1), default=15, help="rows printed (default 15)")
     nw.add_argument("--out", metavar="FILE", help="also write the full table as CSV")
 
     v = sub.add_parser("validate", help="check a scenario and its networks without solving")

@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NetworkError, did_you_mean, read_text
+from .errors import NetworkError, did_you_mean, read_bytes
+
+#: Largest flows file read (a network of 10^6 arcs is about 80 MB).
+FLOWS_MAX_BYTES = 1 << 30
 
 #: File formats a network can be written in.
 FORMATS = ("cheng-csv", "csv")
@@ -217,9 +220,13 @@ class Network:
                  close_imbalances: bool = False) -> "Network":
         """Read the published flows format: ``Source,Target,Value`` (UTF-8, BOM optional)."""
         path = Path(path)
-        arcs = _read_typed(path)
+        data = read_bytes(path, "flows file", NetworkError, limit=FLOWS_MAX_BYTES)
+        arcs = _read_typed(data)
         if arcs is None:  # a fault in the file: the text reader names its row or column
-            arcs = _read_text(path)
+            arcs = _read_text(path, data)
+        if arcs.empty:
+            raise NetworkError(f"{path}: has a header and no rows: a network needs at least "
+                               "one Source,Target,Value row")
         return cls.from_arcs(arcs, material=material, year=year, origin=str(path),
                              close_imbalances=close_imbalances)
 
@@ -293,7 +300,7 @@ class Network:
             raise NetworkError(
                 f"{rows[i]}: duplicate arc {arcs.source[i]!r} -> {arcs.target[i]!r}"
             )
-        kind = {st: np.array([x is st for x in stage]) for st in Stage}
+        kind = {st: np.array([x is st for x in stage], dtype=bool) for st in Stage}
         sink = kind[Stage.PRODUCT] | kind[Stage.OTHER_SINK]
         source = kind[Stage.MINE] | kind[Stage.RECYCLING] | kind[Stage.UNCERTAIN_SOURCE]
         interior = np.array([x.is_interior for x in stage], dtype=bool)
@@ -344,17 +351,19 @@ class _Rows:
 FLOWS_COLUMNS = ["Source", "Target", "Value"]
 
 
-def _read_typed(path: Path) -> pd.DataFrame | None:
+def _read_typed(data: bytes) -> pd.DataFrame | None:
     """The arcs of a flows file in one typed pass: names as categories (each distinct name
     parsed once), tonnages as floats. ``None`` when the file is not a clean table of
     non-negative numbers (or cannot be read): :func:`_read_text` then finds and names the
     fault, with the same messages as ever."""
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_filter=False,
+        table = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", keep_default_na=False,
+                            na_filter=False,
                             low_memory=False,
                             dtype={"Source": "category", "Target": "category",
                                    "Value": "float64"})
-    except (OSError, ValueError, UnicodeError, pd.errors.ParserError):
+    except (OSError, ValueError, UnicodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError):
         return None
     if list(table.columns[:3]) != FLOWS_COLUMNS or table["Value"].dtype != np.float64:
         return None
@@ -364,10 +373,14 @@ def _read_typed(path: Path) -> pd.DataFrame | None:
     return table[FLOWS_COLUMNS].set_axis(["source", "target", "tonnes"], axis=1)
 
 
-def _read_text(path: Path) -> pd.DataFrame:
+def _read_text(path: Path, data: bytes) -> pd.DataFrame:
     """The arcs of a flows file read as text, every cell a string: slow, but it names what is
     wrong in a file the typed reader refused."""
-    text = read_text(path, "flows file", NetworkError)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise NetworkError(f"{path}: cannot read: not UTF-8 text ({e.reason} at byte "
+                           f"{e.start})") from None
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

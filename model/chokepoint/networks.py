@@ -31,7 +31,7 @@ def load_networks(folder: str | Path, materials: Iterable[str], year: int,
     out = {}
     for m in materials:
         path = folder / f"{m}_{year}.csv"
-        if not path.is_file():
+        if not path.exists():
             have = sorted(p.name for p in folder.glob("*.csv"))
             raise NetworkError(f"{path}: no {m} network for {year} in {folder} "
                                f"(found: {', '.join(have) or 'no CSV files'})")

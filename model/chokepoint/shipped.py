@@ -65,7 +65,9 @@ def scenario_path(ref: str | os.PathLike) -> Path:
     """A scenario file: ``ref`` itself when it is a file, else the shipped scenario of that
     name; an error names the shipped ones, with a suggestion."""
     path = Path(ref)
-    if path.is_file() or path.suffix in (".yaml", ".yml") or os.sep in str(ref):
+    # a FIFO or device named so is the user's file (refused when read), not a shipped name
+    if (path.exists() and not path.is_dir()) or path.suffix in (".yaml", ".yml") or \
+            os.sep in str(ref):
         return path
     shipped = shipped_scenarios()
     if str(ref) in shipped:

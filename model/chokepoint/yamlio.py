@@ -7,7 +7,8 @@ import yaml
 
 from .errors import ChokepointError
 
-#: Largest YAML file read, in bytes (the paper scenario is 1 kB; data tables well under this).
+#: Largest YAML file read, in bytes (the paper scenario is 1 kB; data tables well under this);
+#: files are read with this bound (:func:`chokepoint.errors.read_text`), never whole first.
 MAX_BYTES = 10_000_000
 #: Most values a document may hold once its aliases are expanded.
 MAX_VALUES = 1_000_000

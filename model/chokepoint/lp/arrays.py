@@ -185,6 +185,31 @@ def _unit(tonnes: np.ndarray, supply: np.ndarray) -> float:
     return float(2.0 ** np.round(np.log2(unit)))
 
 
+#: Most an LP solver is trusted with: the largest arc at most this many times the product's
+#: supply. Beyond 10^6 the unit grows with the largest arc (no bound above 10^9 units), so a
+#: solver's absolute tolerance of 1e-7 units is 1e-16 x (largest / supply) of the index, and
+#: double precision alone loses as much at a node carrying the largest arc: at 10^9 that is
+#: 1e-7 of an index; at 8 x 10^14 HiGHS once answered 100% where 93.19% is right.
+LP_RANGE = 1e9
+
+
+def out_of_range(d: NetworkArrays, product: str, limit: float = LP_RANGE) -> str | None:
+    """Why an LP solver cannot resolve indices of ``product`` on this network (its largest
+    arcs dwarf the product's supply), naming the arcs; None when it can."""
+    supply = d.supply(product)
+    if supply <= 0 or not d.n_arcs or float(d.tonnes.max()) <= limit * supply:
+        return None
+    big = np.flatnonzero(d.tonnes > limit * supply)
+    big = big[np.argsort(-d.tonnes[big], kind="stable")]
+    named = ", ".join(f"{d.names[d.src[a]]} -> {d.names[d.tgt[a]]} ({d.tonnes[a]:.3g} t)"
+                      for a in big[:3]) + (f" and {len(big) - 3} more" if len(big) > 3 else "")
+    return (f"{d.network.origin}: {named} carr{'ies' if len(big) == 1 else 'y'} more than "
+            f"{limit:.0e} times {product}'s supply of {supply:.4g} t: an LP solver cannot "
+            f"resolve the indices at that range of magnitudes (its tolerances and double "
+            f"precision lose {product}'s flows beside such arcs); check the units of the "
+            "data, or use solver: network, which is exact at any magnitude")
+
+
 def arrays(network: Network) -> NetworkArrays:
     """The network's arrays, built once and kept with it."""
     got = network._cache.get("arrays")

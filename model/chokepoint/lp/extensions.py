@@ -95,17 +95,23 @@ def load_extension(ref: str, base: Path | None = None, where: str = "extensions"
             path, target = None, Path(ref).name
         else:
             path = (Path(base or Path.cwd()) / ref).resolve()
-            try:
-                content = path.read_bytes()
-            except FileNotFoundError:
-                raise ScenarioError(f"{where}: {ref}: no such extension file ({path})") from None
-            except OSError as e:
-                raise ScenarioError(f"{where}: {ref}: cannot read: {e.strerror}") from None
+            if not path.exists():
+                raise ScenarioError(f"{where}: {ref}: no such extension file ({path})")
+            from ..errors import read_bytes
+
+            try:  # a regular file, read with a bound (never /dev/zero whole)
+                content = read_bytes(path, "extension file", ScenarioError)
+            except ScenarioError as e:
+                raise ScenarioError(f"{where}: {ref}: {str(e).split(': ', 1)[-1]}") from None
             target = str(path)
         digest = hashlib.sha256(content).hexdigest()
     else:
         if not re.fullmatch(r"[A-Za-z_][\w.]*", ref):
             raise ScenarioError(f"{where}: {ref!r} is neither a .py file nor a module name")
+        beside = Path(base or Path.cwd()) / ref
+        if beside.exists():  # notes.txt, rules.yaml: a file, but not Python
+            raise ScenarioError(f"{where}: {ref}: an extension is a Python file ending in .py "
+                                "(or an importable module name); this file is not one")
         target = ref
         spec = importlib.util.find_spec(ref) if "." not in ref or \
             importlib.util.find_spec(ref.split(".")[0]) else None
@@ -154,7 +160,14 @@ def _exec_file(content: bytes, path: Path | None, digest: str, ref: str, where: 
         exec(code, module.__dict__)
     except SyntaxError as e:
         del sys.modules[name]
+        if e.lineno is None:  # null bytes, or not text at all
+            raise ScenarioError(f"{where}: {ref}: not Python source ({e.msg})") from None
         raise ScenarioError(f"{where}: {ref}:{e.lineno}: syntax error: {e.msg}") from None
+    except SystemExit as e:  # sys.exit at import would end the run without a word
+        del sys.modules[name]
+        raise ScenarioError(f"{where}: {ref}: called sys.exit({e.code!r}) while being loaded; "
+                            "an extension defines constraint families, it may not end the "
+                            "run") from None
     except Exception as e:  # the user's code: where it failed, in one line
         del sys.modules[name]
         line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))

@@ -199,6 +199,10 @@ def add_user_family(m, fam: ConstraintFamily, values: Mapping[str, float]) -> No
     except Exception as e:  # the user's code: name it and say what it raised
         raise ExtensionError(f"constraint family {fam.name} ({fam.source}) failed to build: "
                              f"{type(e).__name__}: {e}") from None
+    except SystemExit as e:  # sys.exit in a rule would end the run without a word
+        raise ExtensionError(f"constraint family {fam.name} ({fam.source}) called sys.exit"
+                             f"({e.code!r}) while building; a rule returns a Constraint, it "
+                             "may not end the run") from None
     con.doc = f"{fam.title}: {fam.equation}"
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..cases import Case
 from ..errors import ChokepointError, SolverError, did_you_mean
 from ..network import Network
-from .arrays import Query, arrays
+from .arrays import Query, arrays, out_of_range
 from .families import ConstraintFamily, check_families, check_finite, flat_parameters
 from .flow import FlowEngine, serves
 from .formulation import Formulation, formulations
@@ -82,6 +82,7 @@ class VulnerabilityLP:
         self._focal = np.zeros(self.arrays.n_nodes)
         self._query: Query | None = None
         self._last_engine = None
+        self._in_range: set[str] = set()
         if solver not in (DEFAULT_SOLVER, NETWORK_SOLVER):
             from .pyomo_engine import make_solver
 
@@ -169,6 +170,11 @@ class VulnerabilityLP:
         an optimum raises :class:`SolveFailed` (see :meth:`diagnose`)."""
         q = self.query(focal_nodes, product, case, clean)
         engine = self.engine(case)
+        if not isinstance(engine, FlowEngine) and product not in self._in_range:
+            why = out_of_range(self.arrays, product)
+            if why:
+                raise SolverError(why)
+            self._in_range.add(product)
         self._query, self._last_engine = q, engine
         return engine.solve(q)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, \
@@ -84,7 +84,8 @@ class SensitivitySpec(BaseModel):
     seed: int = Field(0, ge=0, description="Seed: the same seed gives the same samples, bit "
                       "for bit.")
     parameters: list[UncertainFraction] = Field(min_length=1)
-    quantiles: list[float] = Field([0.05, 0.5, 0.95], description="Summary quantiles.")
+    quantiles: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        [0.05, 0.5, 0.95], description="Summary quantiles, each in [0, 1].")
 
 
 class ScenarioSpec(BaseModel):
@@ -149,6 +150,16 @@ class ScenarioSpec(BaseModel):
         for key, values in v.items():
             if not values:
                 raise ValueError(f"sweep.{key} is an empty list: give at least one value")
+        return v
+
+    @field_validator("solver_options")
+    @classmethod
+    def _finite_options(cls, v: dict) -> dict:
+        import math
+
+        for key, value in v.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} is {value}, not a finite number")
         return v
 
     @field_validator("focal")
@@ -296,10 +307,13 @@ class Scenario:
         base = self.path.parent if self.path else Path.cwd()
         if self.spec.blocs_file:
             path = (base / self.spec.blocs_file).resolve()
-            if not path.is_file():
+            if not path.exists():
                 raise ScenarioError(f"{self.where(('blocs_file',))}: blocs file "
                                     f"{str(path)!r} does not exist")
-            return load_blocs(path)
+            try:
+                return load_blocs(path)
+            except ScenarioError as e:
+                raise ScenarioError(f"{self.where(('blocs_file',))}: {e}") from None
         for path in (base / "blocs.yaml",
                      scenarios_dir() / "blocs.yaml"):
             if path.is_file():
@@ -415,6 +429,8 @@ def _explain(error: ValidationError, file: str, lines: dict[tuple, int],
             msg = f"an edit needs a kind: one of {', '.join(EDIT_KINDS)}"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":  # our validators' own words
+            msg = str(err["ctx"]["error"]) if "error" in err.get("ctx", {}) else err["msg"]
         else:
             msg = err["msg"]
         # the discriminator tag is not a key of the file: drop it from the path shown

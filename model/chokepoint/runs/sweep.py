@@ -16,8 +16,9 @@ import itertools
 import json
 import logging
 import os
-import signal
+import pickle
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ..errors import STOP_SIGNAL, ChokepointError, ScenarioError, did_you_mean
 from .scenario import Scenario, ScenarioSpec, set_dotted
@@ -141,7 +143,11 @@ def variants(scenario: Scenario) -> list[Variant]:
         where = scenario.where(("sweep",) if spec.sweep and label is None else ("variants", i))
         try:
             vspec = ScenarioSpec.model_validate(data)
-        except Exception as e:  # pydantic's message, on one line, with the variant named
+        except ValidationError as e:  # pydantic's messages, on one line, the variant named
+            why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                            for err in e.errors())
+            raise ScenarioError(f"{where}: variant {setting}: {why}") from None
+        except Exception as e:  # a validator's own error, on one line
             first = str(e).splitlines()
             raise ScenarioError(f"{where}: variant {setting}: "
                                 f"{' '.join(first[1:3]).strip() or first[0]}") from None
@@ -479,7 +485,24 @@ def interrupted_message(saved: int, total: int, written=None) -> str:
 
 #: Seconds a Dask scheduler may have no worker before the run gives up
 #: (``CHOKEPOINT_DASK_WAIT`` overrides).
-DASK_WORKER_WAIT_S = float(os.environ.get("CHOKEPOINT_DASK_WAIT", "30"))
+DASK_WORKER_WAIT_S = 30.0
+
+
+def dask_wait() -> float:
+    """``CHOKEPOINT_DASK_WAIT``, a positive finite number of seconds (default 30)."""
+    import math
+
+    text = os.environ.get("CHOKEPOINT_DASK_WAIT")
+    if text is None:
+        return DASK_WORKER_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ChokepointError(f"CHOKEPOINT_DASK_WAIT: expected a positive number of seconds, "
+                              f"got {text!r}")
+    return value
 
 
 def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | None = None,
@@ -515,6 +538,8 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
         for t, get in source:
             try:
                 results[t.key] = r = get()
+            except _WorkersLost:
+                raise
             except ChokepointError as e:
                 if _interrupted(e):
                     raise KeyboardInterrupt from None
@@ -529,41 +554,32 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
     except BrokenProcessPool:
         raise ChokepointError(f"a worker process died (killed, or out of memory?); {saved} of "
                               f"{len(tasks)} tasks saved, re-run to resume") from None
+    except _WorkersLost as e:
+        raise ChokepointError(f"{e}; {saved} of {len(tasks)} tasks saved, re-run to resume") \
+            from None
     finally:
         source.close()
         bar.close()
     return results
 
 
-#: A pool worker's task inputs, received once as the process started.
-_WORKER_INPUTS: Mapping[str, object] = {}
-
-
-def _worker_init(inputs: Mapping[str, object]) -> None:
-    """Workers keep the run's task inputs (sent once per process, not with every task), leave
-    Ctrl-C to the run, which stops them, and lock their progress bars with a thread lock, not
-    a named semaphore that a stopped worker would leave behind."""
-    import threading
-
-    from tqdm.auto import tqdm
-
-    global _WORKER_INPUTS
-    _WORKER_INPUTS = inputs
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tqdm.set_lock(threading.RLock())
-
-
 def _run_in_worker(task: Task):
-    return run_task(task, _WORKER_INPUTS)
+    from .lifeline import worker_inputs
+
+    return run_task(task, worker_inputs())
 
 
 def _run_pool(todo, inputs: Mapping[str, object], workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from .lifeline import worker_init
+
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(inputs,))
+    # the inputs go as bytes, unpickled once the worker watches its parent (unpickling
+    # networks imports pandas: seconds in which a killed run would leave the worker alive)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init,
+                               initargs=(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL),))
     finished = False
     try:
         futures = {pool.submit(_run_in_worker, t): t for t in todo}
@@ -589,42 +605,122 @@ def _stop(processes) -> None:
             p.join(timeout=2)
 
 
-def _run_dask(todo, inputs: Mapping[str, object], address: str):
+class _WorkersLost(ChokepointError):
+    """Dask lost the workers a run needs; the run adds what was saved."""
+
+
+def check_dask_address(address: str) -> None:
+    """``local``, ``host:port`` or ``scheme://host:port`` with a scheme Dask speaks; else a
+    one-line error (Dask's own is an internal ValueError)."""
+    if address == "local":
+        return
+    scheme = address.split("://", 1)[0] if "://" in address else "tcp"
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from distributed.comm.registry import backends
     except ImportError:
         raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise ChokepointError(f"--dask {address}: cannot reach the scheduler ({e})") from None
-    futures = []
+    if scheme not in backends:
+        raise ChokepointError(f"--dask {address}: unknown address scheme {scheme!r}"
+                              f"{did_you_mean(scheme, list(backends))}; give 'local', "
+                              f"host:port, or one of {', '.join(s + '://...' for s in backends)}")
+    if not address.split("://", 1)[-1]:
+        raise ChokepointError(f"--dask {address}: no host:port after {scheme}://")
+
+
+@contextmanager
+def _quiet_dask():
+    """Dask logs every closed connection and cancelled task of a stopped run as warnings
+    with tracebacks on stderr; the run says in one line what happened."""
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
     try:
-        try:
-            client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
-        except (TimeoutError, OSError):
-            raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
-                                  f"{DASK_WORKER_WAIT_S:.0f} s (start dask workers, or use "
-                                  "--workers)") from None
-        # each input goes to every worker once (a worker that joins later fetches it from a
-        # peer); a task names its inputs, and Dask hands it the worker's copies
-        keys = list(inputs)
-        sent = dict(zip(keys, client.scatter([inputs[k] for k in keys], broadcast=True,
-                                             hash=False))) if keys else {}
-        futures = [client.submit(run_task, t, {k: sent[k] for k in (t.networks, *t.extensions)
-                                               if k in sent}, pure=False) for t in todo]
-        index = {f.key: t for f, t in zip(futures, todo)}
-        for f in as_completed(futures):
-            yield index[f.key], f.result
+        with warnings.catch_warnings():
+            # "Port 8787 is already in use": the scheduler's HTTP endpoint, which we don't use
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"distributed\.")
+            yield
     finally:
-        if futures:
-            client.cancel(futures)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _run_dask(todo, inputs: Mapping[str, object], address: str):
+    try:
+        from dask.distributed import Client, LocalCluster
+        from distributed import wait as dask_wait_for
+        from distributed.scheduler import KilledWorker
+    except ImportError:
+        raise ChokepointError("--dask needs Dask: pip install 'chokepoint[dask]'") from None
+    import time
+
+    check_dask_address(address)
+    wait = dask_wait()
+    with _quiet_dask():
+        cluster = None
+        if address == "local":
+            cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL + 1)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(address, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ChokepointError(f"--dask {address}: cannot reach the scheduler "
+                                      f"({str(e).splitlines()[0]})") from None
+        futures = []
+        try:
+            try:
+                client.wait_for_workers(1, timeout=wait)
+            except (TimeoutError, OSError):
+                raise ChokepointError(f"--dask {address}: no worker joined the scheduler in "
+                                      f"{wait:.0f} s (start dask workers, or use "
+                                      "--workers)") from None
+            # each input goes to every worker once (a worker that joins later fetches it
+            # from a peer); a task names its inputs, and Dask hands it the worker's copies
+            keys = list(inputs)
+            sent = dict(zip(keys, client.scatter([inputs[k] for k in keys], broadcast=True,
+                                                 hash=False))) if keys else {}
+            futures = [client.submit(run_task, t, {k: sent[k] for k in (t.networks,
+                                                                        *t.extensions)
+                                                   if k in sent}, pure=False) for t in todo]
+            index = {f.key: t for f, t in zip(futures, todo)}
+            pending, gone_since = set(futures), None
+            while pending:
+                try:  # a bounded wait, to look at the workers between two
+                    done = dask_wait_for(list(pending), timeout=1.0,
+                                         return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    done = set()
+                for f in done:
+                    pending.discard(f)
+                    yield index[f.key], _result(f, address, KilledWorker)
+                if done:
+                    continue
+                if client.nthreads():
+                    gone_since = None
+                elif gone_since is None:
+                    gone_since = time.monotonic()
+                elif time.monotonic() - gone_since > wait:
+                    raise _WorkersLost(f"--dask {address}: every worker is gone (none for "
+                                       f"{wait:.0f} s)")
+        finally:
+            if futures:
+                client.cancel(futures)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _result(future, address: str, killed: type):
+    """``future.result`` with a worker that died running the task told in one line."""
+    def get():
+        try:
+            return future.result()
+        except killed:
+            raise _WorkersLost(f"--dask {address}: the workers running a task died (killed, "
+                               "or out of memory?)") from None
+    return get

@@ -36,7 +36,8 @@ class EditError(ChokepointError):
 
 
 class _Edit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a number that is not finite would reach the statistics as NaN or inf: refused here
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     def describe(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items()
@@ -61,7 +62,7 @@ class MoveProduction(_Edit):
     share: float = Field(gt=0, le=1, description="Share of the output moved.")
     material: str | None = None
     chemistry: str | None = None
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Recycling(_Edit):
@@ -261,6 +262,9 @@ def _trade(inputs: Inputs, e: ScaleTrade, where: str) -> None:
     if not mask.any():
         raise EditError(f"{where}: no trade from {exporter} to {importer}"
                         f"{' in ' + e.material if e.material else ''}")
+    # tonnes may be stored as integers: a factor of 0.5 makes them fractional (pandas 3
+    # refuses to write floats into an int64 column)
+    t["tonnes"] = t["tonnes"].astype("float64")
     t.loc[mask, "tonnes"] = t.loc[mask, "tonnes"] * e.factor
     inputs.__dict__["trade_table"] = t
 

@@ -38,13 +38,11 @@ def data_dir() -> Path:
 def _load_yaml(path: Path) -> dict:
     from .. import yamlio
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise InputsError(f"{path}: missing input file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputsError(f"{path}: cannot read: {e}") from None
+    from ..errors import read_text
+
+    if not path.exists():
+        raise InputsError(f"{path}: missing input file")
+    text = read_text(path, "input file", InputsError, limit=yamlio.MAX_BYTES)
     data, _ = yamlio.load(text, str(path), InputsError)
     if not isinstance(data, dict):
         raise InputsError(f"{path}: expected a YAML mapping")
