@@ -124,8 +124,7 @@ def test_signal_stops_a_sweep_at_once_and_resume_is_byte_identical(tmp_path, sen
     # a part cut short (a crash while it was written elsewhere) is named and recomputed
     part = sorted(parts_dir(out).glob("*.json"))[0]
     part.write_bytes(part.read_bytes()[:100])
-    res = cli("run", scen, "--out", out, "--quiet", "--no-progress", "--workers", "2",
-              cwd=tmp_path)
+    res = cli("run", scen, "--out", out, "--no-progress", "--workers", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert f"saved part {part.name} is cut short: discarded, computing it again" in res.stderr
     assert f"resuming: {saved - 1} of 6 tasks were saved by an earlier run" in res.stderr
@@ -184,8 +183,7 @@ def test_changed_flows_between_interrupt_and_resume_are_not_mixed(tmp_path):
     rc, _, err = run.stop(signal.SIGINT)
     assert rc == 130, err
     chain_flows(tmp_path / "flows", 31)  # the user corrects the flows, then resumes
-    res = cli("run", scen, "--out", out, "--quiet", "--no-progress", "--workers", "1",
-              cwd=tmp_path)
+    res = cli("run", scen, "--out", out, "--no-progress", "--workers", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "the inputs changed since the interrupted run" in res.stderr
     fresh = cli("run", scen, "--out", tmp_path / "fresh", "--quiet", "--no-progress",
