@@ -291,3 +291,67 @@ def test_the_cli_reference_is_generated_and_agrees_with_help():
                 (words, flag)
         assert words.split()[1] in top.stdout  # and the command is listed by chokepoint --help
     assert "README" not in run_cli("math", "--help").stdout
+
+
+# -- output hygiene: stdout is the table, stderr the rest, --quiet errors only ----------------
+
+SOLVER_SWEEP = TINY_SCENARIO + "sweep: {solver: [highspy, appsi_highs, highs]}\n"
+
+
+def test_stdout_is_the_table_alone_in_every_solving_process(tmp_path, tiny_flows):
+    """No solver banner or log on stdout, from the main process or a pool's workers
+    (HiGHS prints its banner from C, once per process, unless we keep it off)."""
+    scen = write_scenario(tmp_path, SOLVER_SWEEP)
+    r = run_cli("run", scen, "--out", tmp_path / "out", "--workers", "2", "--no-progress",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("variant 0: solver=highspy\nAustralia: vulnerability index"), \
+        r.stdout[:300]
+    assert "HiGHS" not in r.stdout + r.stderr
+    quiet = run_cli("run", scen, "--out", tmp_path / "out", "--workers", "2", "--quiet",
+                    cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_quiet_prints_errors_only_and_verbose_logs_solvers_on_stderr(tmp_path):
+    """paper_2020 has notes (focal sets with no node): shown normally, not with --quiet; with
+    --verbose the solvers' logs go to stderr and stdout is the same table."""
+    plain = run_cli("run", "paper_2020", "--out", tmp_path / "a", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "chokepoint: note:" in plain.stderr and "wrote " in plain.stderr
+    quiet = run_cli("run", "paper_2020", "--out", tmp_path / "b", "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet.stderr
+    verbose = run_cli("run", "paper_2020", "--out", tmp_path / "c", "--verbose", cwd=tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout == plain.stdout
+    assert "Running HiGHS" in verbose.stderr and "Objective value" in verbose.stderr
+    bad = run_cli("run", "paper_2020", "--out", tmp_path / "d", "--quiet", "--set",
+                  "solver=glkp", cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("chokepoint: error: ") and len(bad.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("solver", ["glpk", "cbc"])
+def test_a_pyomo_solvers_log_goes_to_stderr_with_verbose(tmp_path, tiny_flows, solver):
+    from chokepoint.bench.suites import SolverChoice
+
+    if SolverChoice.parse(solver).unavailable():
+        pytest.skip(f"{solver} is not installed (Debian: glpk-utils, coinor-cbc)")
+    scen = write_scenario(tmp_path, TINY_SCENARIO + f"solver: {solver}\n")
+    plain = run_cli("run", scen, "--out", tmp_path / "a", cwd=tmp_path)
+    verbose = run_cli("run", scen, "--out", tmp_path / "b", "--verbose", cwd=tmp_path)
+    assert plain.returncode == verbose.returncode == 0, plain.stderr + verbose.stderr
+    assert verbose.stdout == plain.stdout
+    assert len(verbose.stderr.splitlines()) > len(plain.stderr.splitlines()) + 10
+
+
+def test_the_python_api_prints_nothing_and_takes_a_shipped_name_from_any_folder(tmp_path):
+    code = ("import chokepoint\n"
+            "result = chokepoint.run('paper_2020', progress=False)\n"
+            "assert str(result.out_dir) == 'results/paper-2020', result.out_dir\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and "HiGHS" not in r.stderr
+    assert (tmp_path / "results" / "paper-2020" / "vulnerability.csv").is_file()

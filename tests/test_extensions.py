@@ -168,7 +168,7 @@ def test_math_prints_the_scenarios_families(folder):
 def test_extension_flag_and_network_solver_note(folder):
     write_scenario(folder, BASE)
     res = cli("run", "scenario.yaml", "--extension", "capped_rules.py", "--set",
-              "solver=network", "--out", "out", "--quiet", cwd=folder)
+              "solver=network", "--out", "out", "--no-progress", cwd=folder)
     assert res.returncode == 0, res.stderr
     assert "note: solver network serves the core families only: with capped_arcs, " \
            "optimistic, pessimistic_a, pessimistic_b are solved by highspy" in res.stderr

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                        "resumes.")
     r.add_argument("scenario", help="scenario YAML file")
     r.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
-    r.add_argument("--quiet", action="store_true", help="do not print the table")
+    _verbosity(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--report", action="store_true", help="also write report.html and figures/")
     r.add_argument("--workers", type=int, metavar="N",
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(table, figures, scenario, provenance) and figures/")
     rp.add_argument("scenario", help="scenario YAML file")
     rp.add_argument("--out", metavar="DIR", help="output folder (default results/<name>/)")
-    rp.add_argument("--quiet", action="store_true", help="do not print the table")
+    _verbosity(rp)
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     rp.add_argument("--workers", type=int, metavar="N", help="as for run")
     rp.add_argument("--dask", metavar="ADDR", help="as for run")
@@ -190,7 +190,18 @@ def _parser() -> argparse.ArgumentParser:
         for action in group._choices_actions:
             cmd = group.choices[action.dest]
             cmd.description = cmd.description or action.help
+    b.add_argument("--verbose", action="store_true", help=_VERBOSE)
     return p
+
+
+_VERBOSE = "solvers' own logs on stderr (sets CHOKEPOINT_SOLVER_LOG=1); stdout stays the table"
+
+
+def _verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", help="print errors only: no table, notes, "
+                   "progress or summary line")
+    g.add_argument("--verbose", action="store_true", help=_VERBOSE)
 
 
 def _scenario_options(p: argparse.ArgumentParser) -> None:
@@ -244,10 +255,12 @@ def _run(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ChokepointError(f"--workers: expected a positive number, got {args.workers}")
-    result = run(_scenario(args), out=args.out, progress=False if args.no_progress else None,
+    result = run(_scenario(args), out=args.out,
+                 progress=False if args.no_progress or args.quiet else None,
                  workers=args.workers, dask=args.dask, report=args.report)
-    if not args.quiet:
-        print(result.table, end="")
+    if args.quiet:
+        return 0
+    print(result.table, end="")
     for note in result.notes:
         print(f"chokepoint: note: {note}", file=sys.stderr)
     n = len(result.indices.vulnerability)
@@ -608,8 +621,9 @@ def _on_signal(signum, frame) -> None:
     raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _logging() -> None:
-    """Notes of the library (resumed parts, discarded parts) as ``chokepoint: note:`` lines."""
+def _logging(quiet: bool) -> None:
+    """Notes of the library (resumed parts, discarded parts) as ``chokepoint: note:`` lines;
+    with ``--quiet`` none (errors reach the user as exceptions, one line each)."""
     import logging
 
     log = logging.getLogger("chokepoint")
@@ -617,8 +631,12 @@ def _logging() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("chokepoint: note: %(message)s"))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
         log.propagate = False
+    log.setLevel(logging.ERROR if quiet else logging.INFO)
+    if quiet:
+        import warnings
+
+        warnings.simplefilter("ignore")
 
 
 def _without_dask() -> None:
@@ -656,7 +674,11 @@ def _main(argv: list[str] | None, own_process: bool) -> int:
     # tracker, which removes it and says so on stderr; the run has said what happened. The
     # tracker takes its warning filters from these options when it starts.
     sys.warnoptions.append("ignore:resource_tracker:UserWarning")
-    _logging()
+    _logging(getattr(args, "quiet", False))
+    if getattr(args, "verbose", False):
+        import os
+
+        os.environ["CHOKEPOINT_SOLVER_LOG"] = "1"  # read by the engines, in workers too
     if own_process and getattr(args, "dask", None) is None:
         _without_dask()
     try:

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from .arrays import NetworkArrays, Query
 from .families import FLOW, Bounds, Rows
 from .formulation import ExtensionError, Formulation, layout_size
+from .solverlog import log_to_stderr, swallow_banner, wanted
 
 # highspy is imported by the engine, not with this module: a run with `solver: network` or a
 # Pyomo solver never loads it. HiGHS's kHighsInf is IEEE infinity.
@@ -224,11 +225,14 @@ class HighsEngine:
         lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
         lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
         lp.a_matrix_.value_ = matrix.data.astype(float)
+        swallow_banner()  # before this process's first Highs object (see solverlog)
         self.highs = highspy.Highs()
         self.user_options = dict(options or {})
-        self.options = {"output_flag": False, "threads": 1, **self.user_options}
+        self.options = {"output_flag": wanted(), "threads": 1, **self.user_options}
         for k, v in self.options.items():
             self._set_option(k, v)
+        if self.options["output_flag"] in (True, "true", "on", 1):
+            log_to_stderr(self.highs)  # HiGHS's console is stdout
         self.large = self.n >= IPM_COLUMNS
         self.highs.passModel(lp)
         self._lb = np.zeros(self.n)

@@ -16,6 +16,7 @@ from .families import FLOW, Bounds, Rows
 from .formulation import Formulation
 from .highs import SolveFailed, column_bounds
 from .model import build_model, set_family_parameters
+from .solverlog import stdout_fd_to_stderr, swallow_banner, wanted
 
 #: HiGHS through Pyomo's persistent (appsi) interface.
 APPSI_SOLVER = "appsi_highs"
@@ -31,13 +32,15 @@ def known_solvers() -> list[str]:
 
 def make_solver(name: str, options: Mapping[str, object] | None = None):
     """A Pyomo solver object, or a one-line SolverError saying why not."""
+    swallow_banner()  # Pyomo's HiGHS interfaces make Highs objects too (see solverlog)
     try:
         if name == APPSI_SOLVER:
             from pyomo.contrib.appsi.solvers import Highs
 
             opt = Highs()
             opt.config.load_solution = False
-            opt.highs_options = {"output_flag": False, **(options or {})}
+            opt.config.stream_solver = wanted()  # to stdout: solve() points it at stderr
+            opt.highs_options = {"output_flag": wanted(), **(options or {})}
             options = None
         else:
             if name.startswith("appsi_"):
@@ -116,6 +119,15 @@ class PyomoEngine:
 
     def solve(self, q: Query) -> float:
         self._update(q)
+        # a solver's log (tee: Python's stdout, written through file descriptor 1) and whatever
+        # a solver library prints itself go to stderr when logs are wanted, nowhere otherwise:
+        # stdout is the user's table. (contextlib.redirect_stdout would deadlock Pyomo's
+        # TeeStream.)
+        with stdout_fd_to_stderr():
+            return self._solve()
+
+    def _solve(self) -> float:
+        log = wanted()
         try:
             if self.persistent:
                 res = self.opt.solve(self.model)
@@ -124,7 +136,7 @@ class PyomoEngine:
                 if ok:
                     return float(res.best_feasible_objective)
             else:
-                res = self.opt.solve(self.model, load_solutions=False)
+                res = self.opt.solve(self.model, load_solutions=False, tee=log)
                 cond = str(res.solver.termination_condition)
                 ok = res.solver.termination_condition == pyo.TerminationCondition.optimal
                 if ok:

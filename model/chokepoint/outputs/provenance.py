@@ -67,6 +67,9 @@ def solver_version(name: str) -> str | None:
         if name in ("highspy", "appsi_highs", "highs"):
             import highspy
 
+            from ..lp.solverlog import swallow_banner
+
+            swallow_banner()
             return highspy.Highs().version()
         if name == "network":  # from its metadata: importing igraph may import matplotlib
             from importlib.metadata import version
