@@ -1004,3 +1004,30 @@ def test_truncated_trade_table_is_a_one_line_error(tmp_path):
     assert res.returncode == 1
     line = res.stderr.strip().splitlines()[-1]
     assert TRADE_TABLE in line and "internal" not in line and "cut short" in line, line
+
+
+# -- single-file outputs: replaced only when chokepoint can tell it wrote them ----------------
+
+
+@pytest.mark.parametrize("command", [
+    ["export-lp", "paper_2020", "--focal", "China", "--pair", "LFP-lithium", "--case",
+     "pessimistic_a", "--out", "{out}"],
+    ["network", "--material", "lithium", "--out", "{out}"],
+])
+def test_a_users_file_at_a_single_file_out_is_never_overwritten(tmp_path, command):
+    suffix = ".mps" if command[0] == "export-lp" else ".csv"
+    out = tmp_path / f"mine{suffix}"
+    out.write_text("Source,Target,Value\nmy,own,1\n" if suffix == ".csv" else "my notes\n")
+    before = out.read_bytes()
+    r = cli(*[c.format(out=out) for c in command], cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "exists and chokepoint cannot tell it wrote it" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and out.read_bytes() == before
+    fresh = tmp_path / f"fresh{suffix}"
+    r = cli(*[c.format(out=fresh) for c in command], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    again = cli(*[c.format(out=fresh) for c in command], cwd=tmp_path)
+    if command[0] == "export-lp":  # its own file says so in its first line: replaced
+        assert again.returncode == 0, again.stderr
+    else:  # a flows file carries no mark of who wrote it: never replaced
+        assert again.returncode == 1 and "cannot tell it wrote it" in again.stderr

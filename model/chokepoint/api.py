@@ -401,7 +401,8 @@ def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
     (index = -objective / supply where the case maximises, objective / supply otherwise)."""
     from .errors import ScenarioError, did_you_mean
     from .lp import VulnerabilityLP
-    from .publish import check_path, written
+    from .lp.export import COMMENT
+    from .publish import check_ours, check_path, header_starts, written
 
     suffix = Path(path).suffix.lower().lstrip(".")
     fmt = fmt or (suffix if suffix in ("mps", "lp") else "mps")
@@ -410,6 +411,8 @@ def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
     if suffix in ("mps", "lp") and suffix != fmt:
         raise ScenarioError(f"--out {path}: the name says {suffix}, --format says {fmt}")
     check_path(path, folder=False)
+    ours = header_starts(f"{COMMENT[fmt]} chokepoint: ")  # the first line of every LP we write
+    check_ours(path, ours)  # before any work
     scenario, networks, focal_sets = prepare(scenario)
     labels = {fs.label: fs for fs in focal_sets}
     if focal not in labels:
@@ -430,6 +433,6 @@ def export_lp(scenario: Scenario | str | Path, focal: str, pair: str, case: str,
                          f"{focal}__{p}__{c.value}",
                          [f"scenario {scenario.spec.name}: focal set {focal!r}, pair {p}, "
                           f"case {c.value}"])
-    with written(path) as tmp:
+    with written(path, ours=ours) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return {**info, "focal": focal, "pair": str(p), "case": c.value, "format": fmt}

@@ -315,9 +315,9 @@ def _narrow(args) -> int:
                          scenario.spec.solver)
     print(render(table, args.focal, str(pair), args.top), end="")
     if args.out:
-        from .publish import written
+        from .publish import header_is, written
 
-        with written(args.out) as tmp:
+        with written(args.out, ours=header_is(",".join(map(str, table.columns)))) as tmp:
             table.to_csv(tmp, index=False, float_format="%.10g")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -493,9 +493,11 @@ def _network(args) -> int:
     from .statistics.inputs import Inputs
     from .statistics.mfa import build_network
 
-    from .publish import check_path, written
+    from .publish import check_ours, check_path, written
 
     check_path(args.out, folder=False)
+    # a flows file carries no mark of who wrote it: an existing one is never replaced
+    check_ours(args.out, None)
     net = build_network(args.material, Inputs.load(args.year), args.profile)
     with written(args.out) as tmp:
         net.to_csv(tmp, args.fmt)

@@ -35,7 +35,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -371,12 +371,47 @@ def write_file(path: str | Path, text: str | bytes) -> None:
         raise
 
 
+def first_line(path: Path, limit: int = 4096) -> str:
+    """The first line of a file (a gzip file's, uncompressed), at most ``limit`` bytes; ''
+    when it cannot be read."""
+    import gzip
+
+    try:
+        with (gzip.open if path.name.endswith(".gz") else open)(path, "rb") as f:
+            head = f.read(limit)
+    except (OSError, EOFError):
+        return ""
+    return head.split(b"\n", 1)[0].decode("utf-8-sig", "replace").rstrip("\r")
+
+
+def check_ours(path: str | Path, ours: Callable[[Path], bool] | None) -> None:
+    """An existing regular file at ``path`` is replaced only where ``ours(path)`` recognises
+    it as chokepoint's own (its header); else, or without ``ours``, the run stops before any
+    work and names it. A single file has no marker beside it: only its content can say."""
+    path = Path(path)
+    if path.is_file() and (ours is None or not ours(path)):
+        raise ChokepointError(f"{path}: exists and chokepoint cannot tell it wrote it; "
+                              "chokepoint never overwrites a file it did not write: remove "
+                              "it or choose another --out (nothing was changed)")
+
+
+def header_is(*lines: str) -> Callable[[Path], bool]:
+    """``ours`` for a file chokepoint writes with one of these first lines."""
+    return lambda p: first_line(p) in lines
+
+
+def header_starts(prefix: str) -> Callable[[Path], bool]:
+    return lambda p: first_line(p).startswith(prefix)
+
+
 @contextmanager
-def written(path: str | Path) -> Iterator[Path]:
+def written(path: str | Path, ours: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name; renamed into
-    place on success, removed on failure."""
+    place on success, removed on failure. An existing file is replaced only if ``ours``
+    recognises it (:func:`check_ours`)."""
     path = Path(path)
     check_path(path, folder=False)
+    check_ours(path, ours)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # keep the suffixes: writers infer the format (".csv.gz") from them

@@ -295,8 +295,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     """Write the compiled table whole or not at all (aside, then renamed into place)."""
-    from ..publish import written
+    from ..publish import header_is, written
 
-    with written(path) as tmp:
+    with written(path, ours=header_is(",".join(COLUMNS))) as tmp:
         table.to_csv(tmp, index=False, float_format="%.10g",
                      compression={"method": "gzip", "mtime": 0})
