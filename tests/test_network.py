@@ -173,7 +173,8 @@ def test_typed_read_equals_the_text_read(material):
     from chokepoint.network import _read_text, _read_typed
 
     path = FLOWS / f"{material}_2020.csv"
-    typed, text = _read_typed(path), _read_text(path)
+    data = path.read_bytes()
+    typed, text = _read_typed(data), _read_text(path, data)
     assert typed is not None and isinstance(typed["source"].dtype, pd.CategoricalDtype)
     assert text["tonnes"].dtype != float  # the text path really is the other path
     a, b = (Network.from_arcs(t, material, 2020, str(path)) for t in (typed, text))
@@ -211,7 +212,7 @@ def test_a_file_with_an_undecodable_byte_is_named(tmp_path):
     data = p.read_bytes()
     assert b"China_ref\"" in data
     p.write_bytes(data.replace(b"China_ref\"", b"China_r\xffef\"", 1))
-    with pytest.raises(NetworkError, match=r"lithium_2020.csv: cannot read: 'utf-8'"):
+    with pytest.raises(NetworkError, match=r"lithium_2020.csv: cannot read: not UTF-8 text"):
         Network.read_csv(p)
 
 

@@ -19,6 +19,7 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -695,6 +696,9 @@ def _run_dask(todo, inputs: Mapping[str, object], address: str):
                                          return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     done = set()
+                except CancelledError:  # Dask forgot tasks whose inputs' workers all died
+                    raise _WorkersLost(f"--dask {address}: the workers holding the run's "
+                                       "inputs died (killed, or out of memory?)") from None
                 for f in done:
                     pending.discard(f)
                     yield index[f.key], _result(f, address, KilledWorker)
@@ -723,4 +727,9 @@ def _result(future, address: str, killed: type):
         except killed:
             raise _WorkersLost(f"--dask {address}: the workers running a task died (killed, "
                                "or out of memory?)") from None
+        except CancelledError:
+            # the run's inputs are scattered to the workers: when every worker holding them
+            # is gone, Dask forgets the tasks that need them and cancels them
+            raise _WorkersLost(f"--dask {address}: the workers holding the run's inputs "
+                               "died (killed, or out of memory?)") from None
     return get
