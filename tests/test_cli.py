@@ -163,7 +163,13 @@ def test_network_export_both_formats(tmp_path):
     assert out.read_text().splitlines()[0] == "Source,Target,Value"
     again = Network.read_csv(out)
     assert again.product_supply("LFP") == pytest.approx(3916.0)
+    # a flows file is never replaced (nothing in it says chokepoint wrote it)
     r = run_cli("network", "--material", "lithium", "--format", "csv", "--out", out)
+    assert r.returncode == 1 and "cannot tell it wrote it" in r.stderr, r.stderr
+    out = tmp_path / "li-provenance.csv"
+    for _ in range(2):  # the csv format's own header: chokepoint's file, replaced
+        r = run_cli("network", "--material", "lithium", "--format", "csv", "--out", out)
+        assert r.returncode == 0, r.stderr
     assert out.read_text().splitlines()[0] == "source,target,tonnes,provenance"
     r = run_cli("network", "--material", "lithium", "--format", "xlsx", "--out", out)
     assert r.returncode == 1 and "choose from cheng-csv, csv" in r.stderr

@@ -493,13 +493,15 @@ def _network(args) -> int:
     from .statistics.inputs import Inputs
     from .statistics.mfa import build_network
 
-    from .publish import check_ours, check_path, written
+    from .publish import check_ours, check_path, header_is, written
 
     check_path(args.out, folder=False)
-    # a flows file carries no mark of who wrote it: an existing one is never replaced
-    check_ours(args.out, None)
+    # a file in the published flows format carries no mark of who wrote it, and is never
+    # replaced; the csv format's header (with provenance) is chokepoint's own
+    ours = header_is("source,target,tonnes,provenance")
+    check_ours(args.out, ours)
     net = build_network(args.material, Inputs.load(args.year), args.profile)
-    with written(args.out) as tmp:
+    with written(args.out, ours=ours) as tmp:
         net.to_csv(tmp, args.fmt)
     print(f"wrote {args.out} ({len(net.arcs)} arcs)", file=sys.stderr)
     return 0
