@@ -650,9 +650,9 @@ def test_a_run_whose_dask_workers_all_die_stops_naming_its_saved_parts(tmp_path)
         run.wait_for(lambda: len(list(parts_dir(out).glob("*.json"))) >= 1, timeout=600)
         worker.kill()
         worker.wait(timeout=30)
-        t = time.time()
-        _, err = run.proc.communicate(timeout=120)
-        assert time.time() - t < 60, "the run did not stop within a minute"
+        # the event: the run ends by itself once its workers are gone (before, it waited for
+        # ever); the timeout only keeps a regression from hanging the suite
+        _, err = run.proc.communicate(timeout=600)
         assert run.proc.returncode == 1, err
         lines = err.strip().splitlines()
         saved = len(list(parts_dir(out).glob("*.json")))
@@ -871,9 +871,10 @@ def test_an_option_that_is_not_a_number_in_range_is_one_line(tmp_path, tiny_flow
                                                      "false]}\n", "sweep.yaml")
     pattern = pattern or r"scenario.yaml:\d+: solver_options: time_limit is nan, not a finite"
     args = [a.format(scen=scen, sweep=sweep) for a in args]
-    t = time.time()
-    res = cli(*args, cwd=tmp_path, env=env, timeout=120)
-    assert time.time() - t < 60  # before any connection is tried
+    res = cli(*args, cwd=tmp_path, env=env, timeout=600)
+    # the order of events shows it is refused before any work: a connection tried first would
+    # fail as "cannot reach the scheduler", a network built first would leave "o" behind
+    assert "cannot reach the scheduler" not in res.stderr, res.stderr
     assert res.returncode in (1, 2), res.stderr
     line = res.stderr.strip().splitlines()[-1]
     assert re.search(pattern, line) and "internal" not in res.stderr, res.stderr
