@@ -59,7 +59,9 @@ def vulnerability(
     if missing:
         raise NetworkError(f"no network given for {', '.join(missing)}")
     parameters = family_parameters(families, parameters)
-    check_selection(families, networks, blocs)
+    # a Python family's rule runs in the engines anyway: here only the YAML families'
+    # selections are checked (a run checks both, once, in prepare)
+    check_selection(families, networks, blocs, build=False)
     indices = compute(networks, focal_sets, pairs, cases, solver,
                       decompose=stage_contributions, progress=progress, families=families,
                       parameters=parameters, options=solver_options, blocs=blocs)

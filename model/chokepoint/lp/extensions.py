@@ -233,15 +233,18 @@ def scenario_families(extensions: Sequence[str], constraints: Mapping[str, objec
 
 
 def check_selection(families: Sequence[ConstraintFamily], networks: Mapping[str, object],
-                    blocs: Mapping[str, dict] | None = None) -> dict[str, dict[str, int]]:
+                    blocs: Mapping[str, dict] | None = None, build: bool = True
+                    ) -> dict[str, dict[str, int]]:
     """Check the families against the run's networks before any solve: a YAML family's
-    values exist and it selects some row; a Python family builds (its rule runs once per
-    network) and states some row. Returns each one's rows per network. A family with
-    ``allow_empty`` may state none."""
+    values exist and it selects some row; with ``build``, a Python family builds (its rule
+    runs once per network) and states some row. Returns each one's rows per network. A family
+    with ``allow_empty`` may state none."""
     out = {}
     for f in families:
         if f.declared is not None:
             out[f.name] = f.declared.check(networks)
+            continue
+        if not build:
             continue
         out[f.name] = rows = {m: _python_rows(f, net, blocs) for m, net in networks.items()}
         if not any(rows.values()) and not f.allow_empty:
