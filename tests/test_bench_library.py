@@ -179,7 +179,7 @@ def test_report_compares_two_runs_with_profiles_in_a_page(measured, library, tmp
     assert png.stat().st_size > 10_000
     assert (tmp_path / "report" / "profile_instances_paper.svg").read_text().startswith("<?xml")
     s = pd.read_csv(tmp_path / "report" / "summary_instances_paper.csv")
-    runs = [pd.read_csv(f / "runs.csv")["run_id"].iloc[0] for f in (out, second)]
+    runs = [pd.read_csv(f / "runs.csv", dtype={"run_id": str})["run_id"].iloc[0] for f in (out, second)]
     assert list(s["competitor"]) == [f"{x} @{runs[0]}" for x in SOLVERS] + \
         [f"highspy @{runs[1]}"]
     assert s["solved"].eq(200).all() and s.iloc[:, 3].gt(0).all()

@@ -135,6 +135,8 @@ def test_bench_csv_is_tidy_and_cumulative(tmp_path):
     assert len(table) == 6 and table["run_id"].nunique() == 2
     runs = pd.read_csv(tmp_path / "runs.csv", dtype={"git_commit": str})
     assert list(runs["run_id"]) == list(dict.fromkeys(table["run_id"]))
+    # an id pandas would read as a number loses leading zeros and stops matching strings
+    assert all(isinstance(x, str) and x.startswith("r") for x in runs["run_id"])
     for col in ("date", "command", "chokepoint", "git_commit", "python", "os", "cpu_model",
                 "cpu_count", "memory_gib", "load_1m", "repeats", "solver_versions"):
         assert runs[col].notna().all(), col

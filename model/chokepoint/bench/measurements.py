@@ -82,7 +82,9 @@ class RunInfo:
 
         version, commit = installed()
         load = os.getloadavg() if hasattr(os, "getloadavg") else (None, None, None)
-        return cls(uuid.uuid4().hex[:12], time.strftime("%Y-%m-%dT%H:%M:%S%z"), command,
+        # a leading letter: an id of hex digits alone (1 run in 280) or like 12e4567890 is read as
+        # a number by pandas and spreadsheets, and its leading zeros are lost
+        return cls(f"r{uuid.uuid4().hex[:11]}", time.strftime("%Y-%m-%dT%H:%M:%S%z"), command,
                    version, commit, platform.python_version(),
                    f"{platform.system()} {platform.release()} ({platform.machine()})",
                    cpu_model(), multiprocessing.cpu_count(), memory_gib(), *load, repeats,
