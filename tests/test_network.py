@@ -170,11 +170,13 @@ def test_uncertain_source_must_feed_a_pool():
 def test_typed_read_equals_the_text_read(material):
     """One typed pass gives what reading every cell as text gives: the same nodes in the same
     order, the same arcs and bit-identical tonnages."""
+    from chokepoint.errors import Bounded
     from chokepoint.network import _read_text, _read_typed
 
     path = FLOWS / f"{material}_2020.csv"
-    data = path.read_bytes()
-    typed, text = _read_typed(data), _read_text(path, data)
+    with path.open("rb") as f:
+        typed = _read_typed(Bounded(f, 1 << 30))
+    text = _read_text(path, path.read_bytes())
     assert typed is not None and isinstance(typed["source"].dtype, pd.CategoricalDtype)
     assert text["tonnes"].dtype != float  # the text path really is the other path
     a, b = (Network.from_arcs(t, material, 2020, str(path)) for t in (typed, text))
@@ -183,6 +185,20 @@ def test_typed_read_equals_the_text_read(material):
     assert a.arcs["source"].tolist() == b.arcs["source"].tolist()
     assert a.arcs["target"].tolist() == b.arcs["target"].tolist()
     assert np.array_equal(a.arcs["tonnes"].to_numpy(), b.arcs["tonnes"].to_numpy())
+
+
+def test_a_flows_file_past_the_bound_is_refused_by_size(tmp_path, monkeypatch):
+    """The typed reader streams the file with the bound the whole-file reader keeps: past it,
+    one line naming the file and the bound, whichever reader met it."""
+    import chokepoint.network as network
+
+    p = _write(tmp_path, _csv(TINY_ARCS))
+    monkeypatch.setattr(network, "FLOWS_MAX_BYTES", p.stat().st_size - 1)
+    with pytest.raises(NetworkError, match=rf"lithium_2020.csv: more than the "
+                                           rf"{p.stat().st_size - 1:,} bytes a flows file"):
+        Network.read_csv(p)
+    monkeypatch.setattr(network, "FLOWS_MAX_BYTES", p.stat().st_size)
+    assert len(Network.read_csv(p).arcs) == len(TINY_ARCS)
 
 
 def test_names_are_stored_once_and_codes_are_positions(tiny):

@@ -51,11 +51,10 @@ def file_kind(mode: int) -> str | None:
             stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a regular file")
 
 
-def read_bytes(path, what: str, error: type[ChokepointError],
-               limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, or ``error`` naming the file:
-    a device, FIFO or socket is refused before a byte is read (a FIFO without a writer would
-    block, ``/dev/zero`` never ends), and a file is read in chunks with a bound."""
+def open_regular(path, what: str, error: type[ChokepointError]):
+    """A regular file opened for reading (binary), or ``error`` naming the file: a device, FIFO
+    or socket is refused before a byte is read (a FIFO without a writer would block,
+    ``/dev/zero`` never ends)."""
     import os
 
     try:
@@ -69,7 +68,34 @@ def read_bytes(path, what: str, error: type[ChokepointError],
     if kind:
         os.close(fd)
         raise error(f"{path}: is {kind}, not a regular file; give the {what} itself")
-    with open(fd, "rb", closefd=True) as f:
+    return open(fd, "rb", closefd=True)
+
+
+class TooLarge(Exception):
+    """A :class:`Bounded` file went past its bound."""
+
+
+class Bounded:
+    """A binary file read through ``read(n)`` that raises :class:`TooLarge` once more than
+    ``limit`` bytes have been read: a parser streams a large file (no copy of it in memory)
+    with the same bound :func:`read_bytes` keeps, and signal handlers run between its reads."""
+
+    def __init__(self, f, limit: int):
+        self._f, self._left = f, limit
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(_CHUNK if n is None or n < 0 else min(n, _CHUNK))
+        self._left -= len(data)
+        if self._left < 0:
+            raise TooLarge
+        return data
+
+
+def read_bytes(path, what: str, error: type[ChokepointError],
+               limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (:func:`open_regular`), or
+    ``error`` naming the file; it is read in chunks with a bound."""
+    with open_regular(path, what, error) as f:
         chunks, size = [], 0
         try:
             while size <= limit:

@@ -16,30 +16,15 @@ import logging
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
+from ..digests import file_digest
 from ..publish import target_of, write_file
 
 FORMAT = "chokepoint-part/1"
 log = logging.getLogger("chokepoint")
-
-
-@lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's content (cached while its size and time stay the same)."""
-    st = Path(path).stat()
-    return _file_digest(str(path), st.st_size, st.st_mtime_ns)
 
 
 def input_files(spec, base: Path | None) -> list[Path]:
