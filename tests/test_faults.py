@@ -536,6 +536,70 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+# -- the network engine's forked workers (a network of a million arcs or more) ---------------
+
+
+@pytest.fixture(scope="module")
+def million_arcs(tmp_path_factory) -> Path:
+    """A scenario over the seeded 450-economy, 7-stage chain: 1.09 million arcs, just past
+    the size from which the network engine answers bound cases on forked workers."""
+    from chokepoint.bench.suites import chain_flows, chain_scenario
+    from chokepoint.lp.flow import PARALLEL_MIN_ARCS
+
+    folder = tmp_path_factory.mktemp("million")
+    flows = chain_flows(450, folder / "flows")
+    assert Network.read_csv(flows).arcs.shape[0] >= PARALLEL_MIN_ARCS
+    return chain_scenario(flows, folder)
+
+
+def _forks(pid: int) -> list[int]:
+    """Children of ``pid`` that are forks of it (the same command line)."""
+    return [k for k in _children(pid) if _cmdline(k) == _cmdline(pid)]
+
+
+def test_forked_workers_answer_the_bound_cases_as_one_process_does(million_arcs, tmp_path):
+    run = Run("run", million_arcs, "--set", "solver=network", "--out", tmp_path / "two",
+              "--quiet", "--workers", "2", cwd=tmp_path)
+    run.wait_for(lambda: len(_forks(run.proc.pid)) == 2)
+    _, err = run.proc.communicate(timeout=600)
+    assert run.proc.returncode == 0, err
+    one = cli("run", million_arcs, "--set", "solver=network", "--out", tmp_path / "one",
+              "--quiet", "--workers", "1", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    a, b = (pd.read_csv(tmp_path / d / "vulnerability.csv") for d in ("two", "one"))
+    assert len(a) == 8 and a.equals(b)  # bit for bit: the same max flows, elsewhere
+
+
+@pytest.mark.parametrize("fault", ["worker_killed", "ctrl_c"])
+def test_a_fault_among_forked_workers_ends_the_run_in_one_line(million_arcs, tmp_path, fault):
+    """A forked worker killed (SIGKILL) mid-question, or Ctrl-C to the whole process group:
+    one line, nothing written, no process of the run left."""
+    out = tmp_path / "out"
+    run = Run("run", million_arcs, "--set", "solver=network", "--out", out, "--quiet",
+              "--workers", "2", cwd=tmp_path)
+    while len(workers := _forks(run.proc.pid)) < 2:  # a question takes 0.2 s: look often
+        assert run.proc.poll() is None, run.proc.stderr.read()
+        time.sleep(0.005)
+    if fault == "worker_killed":
+        for pid in workers:  # both held mid-question, so the kill lands before any answer
+            os.kill(pid, signal.SIGSTOP)
+        os.kill(workers[0], signal.SIGKILL)
+        os.kill(workers[1], signal.SIGCONT)
+    else:  # what a terminal's Ctrl-C does: SIGINT to every process of the foreground group
+        for pid in [run.proc.pid, *_forks(run.proc.pid)]:
+            os.kill(pid, signal.SIGINT)
+    _, err = run.proc.communicate(timeout=120)
+    if fault == "worker_killed":
+        assert run.proc.returncode == 1, err
+        assert "a worker process of the network engine died" in err
+    else:
+        assert run.proc.returncode == 130, err
+        assert "interrupted; nothing written" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert run.no_survivors(), "child processes outlived the run"
+    assert not out.exists()
+
+
 def test_a_killed_worker_stops_the_run_with_its_parts_kept(tmp_path):
     scen = write_scenario(tmp_path, SENS)
     out = tmp_path / "out"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "model" / "chokepoint"
 VOCABULARY = {"errors", "cases", "chemistry", "focal", "network", "countries", "yamlio",
-              "publish", "shipped", "phases", "digests"}
+              "publish", "shipped", "phases", "digests", "lifeline"}
 #: Folder or module -> its place in the flow; a module imports only from places up to its own.
 RANK = {**{v: 0 for v in VOCABULARY}, "statistics": 1, "networks": 2, "lp": 3, "index": 4,
         "runs": 5, "outputs": 6, "api": 7, "cli": 7, "bench": 7, "__init__": 7}

@@ -41,13 +41,16 @@ def vulnerability(
     parameters: Mapping[str, float] | None = None,
     solver_options: Mapping[str, object] | None = None,
     blocs: Mapping[str, Mapping] | None = None,
+    workers: int = 1,
 ) -> xr.Dataset:
     """Vulnerability indices as a labelled Dataset (see :func:`chokepoint.outputs.results.to_dataset`).
 
     ``focal`` is either the scenario mapping (label -> countries) or a list of FocalSet.
     ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
     models of their cases, with ``parameters`` (``"family.parameter": value``); their rules
-    read ``blocs`` (name -> ``{"countries": [...]}``) as ``m.blocs``.
+    read ``blocs`` (name -> ``{"countries": [...]}``) as ``m.blocs``. With ``workers`` > 1,
+    ``solver="network"`` answers the bound cases of a network of a million arcs or more on
+    that many forked processes side by side.
     """
     if isinstance(networks, Network):
         networks = {networks.material: networks}
@@ -64,7 +67,8 @@ def vulnerability(
     check_selection(families, networks, blocs, build=False)
     indices = compute(networks, focal_sets, pairs, cases, solver,
                       decompose=stage_contributions, progress=progress, families=families,
-                      parameters=parameters, options=solver_options, blocs=blocs)
+                      parameters=parameters, options=solver_options, blocs=blocs,
+                      workers=workers)
     return to_dataset(indices, {"solver": solver, "solver_options": dict(solver_options or {}),
                                 "constraint_families": [
                                     {**f.describe(parameters), "call": _call(f, parameters)}
@@ -315,7 +319,8 @@ def _assemble(scenario, networks, focal_sets, variants, samples, tasks, out_dir,
         indices = compute(networks, focal_sets, scenario.pairs, scenario.cases, spec.solver,
                           decompose=spec.stage_contributions, progress=progress,
                           families=families, parameters=parameters,
-                          options=spec.solver_options, blocs=scenario.blocs())
+                          options=spec.solver_options, blocs=scenario.blocs(),
+                          workers=workers)
     else:
         with phase("solve"):  # the tasks build and solve in their workers
             done = execute(tasks, store, workers, dask, progress)

@@ -63,11 +63,13 @@ def compute(
     options: Mapping[str, object] | None = None,
     lps: dict | None = None,
     blocs: Mapping[str, Mapping] | None = None,
+    workers: int = 1,
 ) -> Indices:
     """Every index of the grid. ``networks`` maps material name -> network; ``families`` are
     users' constraint families with ``parameters`` (``family.parameter -> value``);
     ``options`` go to the solver; ``blocs`` (name -> {countries}) are what users' rules
-    read as ``m.blocs``. ``lps`` (material -> VulnerabilityLP), when given, keeps the
+    read as ``m.blocs``; ``workers`` processes may answer questions side by side where an
+    engine can (``solver: network`` on a network of a million arcs or more). ``lps`` (material -> VulnerabilityLP), when given, keeps the
     built LPs for the next call on the same networks (a new parameter value re-solves without
     a rebuild)."""
     cases = list(cases)
@@ -101,11 +103,13 @@ def compute(
         else:
             lp.set_parameters(parameters or {})
         timings.build[material] = time.perf_counter() - t0
-        solves_before = len(timings.solves)
         nodes_of = {}
         for fs in focal_sets:
             for step, stages in steps:
                 nodes_of[fs.label, step] = fs.restricted(stages).nodes(net)
+        questions = dict.fromkeys((nodes, p.chemistry, case) for case in cases for p in mpairs
+                                  for nodes in nodes_of.values() if nodes)
+        solving = lp.prefetch(questions, workers)  # wall seconds of this material's solves
         for case in cases:  # case-major: constraint families switch once per case
             for p in mpairs:
                 supply = net.product_supply(p.chemistry)
@@ -120,6 +124,9 @@ def compute(
                             solved[nodes] = _solve(lp, nodes, p, case, fs, step) if nodes \
                                 else 0.0
                             seconds = time.perf_counter() - t
+                            solving += seconds
+                            ahead = lp.last_seconds() if nodes else None
+                            seconds = seconds if ahead is None else ahead  # its own time
                             timings.solves.append(seconds)
                             first[nodes] = fs.label
                             timings.indices.append((*key, seconds, *lp.last_solve()) if nodes
@@ -132,9 +139,8 @@ def compute(
                         bar.update()
         timings.notes += [n for n in lp.notes if n not in timings.notes]
         # the engines were built at their first solves: count them as building
-        solving = sum(timings.solves[solves_before:]) - lp.engine_seconds
         phases.add("build", timings.build[material] + lp.engine_seconds)
-        phases.add("solve", solving)
+        phases.add("solve", solving - lp.engine_seconds)
         lp.engine_seconds = 0.0
     bar.close()
     stages = pd.DataFrame(rows, columns=["focal", "chemistry", "material", "case", "stage",

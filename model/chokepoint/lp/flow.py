@@ -9,7 +9,10 @@ maxima, because a balanced node can always pass on what it receives, so they equ
 optima. The proportional case is the share system ``s_n v_obs - sum v_a s_src(a) = focal
 inflow`` over the non-focal observed interior nodes, solved as one sparse linear system.
 
-The graph is built once per network; a question only changes the capacity vector. Users'
+The graph is built once per network; a question only changes the capacities of the super
+source's arcs and of the arcs into focal nodes (no flow enters a focal node: the clean flow avoids
+them, and a focal node's own supply fills its outflow; an unseeded source sends nothing because
+sources receive no arcs). Users'
 families and the pinned split are not flows: formulations with them go to the LP (the caller
 says so).
 """
@@ -17,6 +20,7 @@ says so).
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +29,12 @@ from ..cases import Case
 from .arrays import NetworkArrays, Query
 from .formulation import Formulation
 
+
+#: Arcs from which bound questions put together are answered side by side in forked
+#: processes: a max flow's fixed cost (igraph copies and sorts the graph per call, ~0.9 s at 5.4
+#: million arcs whatever the flow) then outweighs a fork's (~0.05 s and the pages a worker
+#: writes).
+PARALLEL_MIN_ARCS = 1_000_000
 
 #: igraph's drawing backends, imported by ``import igraph`` when installed
 _PLOTTING = ("matplotlib", "plotly")
@@ -67,44 +77,131 @@ class FlowEngine:
     name = "network"
 
     def __init__(self, d: NetworkArrays):
-        igraph = _igraph()
         self.d = d
-        n = d.n_nodes
-        self.source = n  # the super source; it has an arc to every node
-        # igraph reads an edge list of Python pairs 3-7 times faster than a NumPy array
-        # (which it converts element by element): 5.4 million arcs in ~2 s instead of ~10 s
-        ends = (np.r_[d.src, np.full(n, n)].tolist(), np.r_[d.tgt, np.arange(n)].tolist())
-        self.graph = igraph.Graph(n=n + 1, edges=list(zip(*ends)), directed=True)
-        self._last: np.ndarray | None = None
+        self.source = d.n_nodes  # the super source; it has an arc to every node
+        self._graph = None
+        self._last: np.ndarray | None = None  # the proportional case's shares per node
+        #: answers computed ahead (:meth:`prefetch`): question -> (touched tonnes, seconds)
+        self._answers: dict[tuple, tuple[float, float]] = {}
+        #: seconds the last answer took where it was computed ahead (None: computed now)
+        self.answer_seconds: float | None = None
+        #: seconds spent building the graph, not yet reported (the caller counts it as build)
+        self.build_seconds = 0.0
+
+    @property
+    def graph(self):
+        """The network with the super source (built at the first bound question: the
+        proportional case needs no graph)."""
+        if self._graph is None:
+            t = time.perf_counter()
+            igraph = _igraph()
+            d, n = self.d, self.d.n_nodes
+            # igraph reads Python pairs faster than a NumPy array, which it converts element
+            # by element, and pairs from a zip faster than a list of them (zip reuses each
+            # pair once igraph has read it): 5.4 million arcs in 1.3 s, against 2.2 s from a
+            # list and ~8 s from an array
+            ends = (np.r_[d.src, np.full(n, n)].tolist(), np.r_[d.tgt, np.arange(n)].tolist())
+            self._graph = igraph.Graph(n=n + 1, edges=zip(*ends), directed=True)
+            # A question changes few capacities (the super source's arcs and the arcs into
+            # focal nodes), so one Python list of them is kept and patched per question:
+            # converting 5 million floats per question cost more than a tenth of a max flow.
+            self._arc_capacity = d.tonnes / d.scale
+            self._capacity = self._arc_capacity.tolist() + [0.0] * n
+            self.build_seconds += time.perf_counter() - t
+        return self._graph
 
     def solve(self, q: Query) -> float:
+        self.answer_seconds = None
         if q.case is Case.PROPORTIONAL:
             return self._proportional(q)
+        got = self._answers.pop(_key(q), None)
+        if got is not None:
+            self._last = None
+            value, self.answer_seconds = got
+            return value
         return self._bound(q)
+
+    def prefetch(self, queries: list[Query], workers: int) -> None:
+        """Answer the bound questions among ``queries`` ahead, side by side on ``workers``
+        forked processes, when the network is large enough for that to pay (and the platform
+        forks); :meth:`solve` then returns each answer once. Meanwhile this process prepares
+        the proportional case's levels.
+
+        The workers are forks, not spawned processes: each starts with the graph this process
+        built (seconds to build, shared until written), answers its questions and sends back
+        two numbers."""
+        import multiprocessing
+
+        todo = {}
+        for q in queries:
+            if q.case is not Case.PROPORTIONAL and _key(q) not in self._answers:
+                todo.setdefault(_key(q), q)
+        workers = min(workers, len(todo))
+        if (workers < 2 or self.d.n_arcs < PARALLEL_MIN_ARCS
+                or "fork" not in multiprocessing.get_all_start_methods()):
+            return
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        from ..errors import SolverError
+        from ..lifeline import forked_init, forking, stop
+
+        global _FORKED
+        self.graph  # built before the fork: the workers share it
+        _FORKED = (self, list(todo.values()))
+        others = set(multiprocessing.active_children())  # a caller's own are left alone
+        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), forked_init)
+        finished = False
+        try:
+            with forking():  # the first question forks the workers
+                futures = [pool.submit(_answer_forked, i) for i in range(len(todo))]
+            self._levels()  # this process's share of the work while they solve
+            self._answers.update(zip(todo, (f.result() for f in futures)))
+            finished = True
+        except BrokenProcessPool:
+            raise SolverError(f"{self.d.network.origin}: a worker process of the network "
+                              "engine died (killed, or out of memory? --workers 1 solves "
+                              "in this process alone)") from None
+        finally:
+            _FORKED = None
+            if finished:
+                pool.shutdown(wait=True)
+            else:  # stop now: queued questions are cancelled, running ones killed
+                pool.shutdown(wait=False, cancel_futures=True)
+                stop([p for p in multiprocessing.active_children() if p not in others])
+                pool.shutdown(wait=True)
 
     def _bound(self, q: Query) -> float:
         d = self.d
+        graph = self.graph
         focal = q.focal > 0
-        into_focal = focal[d.tgt]
+        # Flow never enters a focal node: in the optimistic case the clean flow avoids them; in
+        # the pessimistic ones each focal node's own supply already fills its outflow. Sources
+        # receive no arcs (the network's validation), so an unseeded source sends nothing.
+        cut = np.flatnonzero(focal[d.tgt])
         clean = q.case is Case.OPTIMISTIC
         if clean:
-            arc_on = ~into_focal & ~focal[d.src]
             seed = (d.primary | d.uncertain) & ~focal
             seed_cap = np.where(seed, d.outflow, 0.0)
         else:
-            source_node = d.primary | d.uncertain
-            arc_on = ~into_focal & ~(source_node[d.src] & ~focal[d.src])
             seed_cap = np.where(focal, d.outflow, 0.0)
             if q.case is Case.PESSIMISTIC_B:
                 cap = d.release_cap(q.focal, q.product)
                 released = d.uncertain.copy()
                 if q.clean:
                     released &= ~d.node_mask(q.clean).astype(bool)
-                arc_on |= released[d.src] & ~into_focal
                 seed_cap = np.where(released, np.minimum(d.outflow, cap), seed_cap)
-        capacity = np.r_[np.where(arc_on, d.tonnes, 0.0), seed_cap] / d.scale
-        k = d.product_index(q.product)
-        value = self.graph.maxflow_value(self.source, k, capacity=capacity.tolist()) * d.scale
+        capacity = self._capacity
+        capacity[d.n_arcs:] = (seed_cap / d.scale).tolist()
+        arcs = cut.tolist()
+        for i in arcs:
+            capacity[i] = 0.0
+        try:
+            value = graph.maxflow_value(self.source, d.product_index(q.product),
+                                        capacity=capacity) * d.scale
+        finally:
+            for i, c in zip(arcs, self._arc_capacity[cut].tolist()):
+                capacity[i] = c
         self._last = None  # a maximum flow is not the LP's touched flow on every arc
         return d.supply(q.product) - value if clean else value
 
@@ -124,9 +221,15 @@ class FlowEngine:
                 share[nodes[free]] = value[free]
         else:
             self._solve_shares(q, focal, share)
-        ends = np.where(d.uncertain[d.src], d.tgt, d.src)
-        self._last = d.tonnes * share[ends]
-        return float(self._last[d.into(q.product)].sum())
+        self._last = share
+        into = np.flatnonzero(d.into(q.product))
+        return float((d.tonnes[into] * share[self._share_ends(into)]).sum())
+
+    def _share_ends(self, arcs: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The node whose share an arc's tonnes carry: its source (its target for an arc from an
+        uncertain source, which carries its target's share)."""
+        d = self.d
+        return np.where(d.uncertain[d.src[arcs]], d.tgt[arcs], d.src[arcs])
 
     def _solve_shares(self, q: Query, focal: np.ndarray, share: np.ndarray) -> None:
         """The share system as one sparse linear system (a network with a loop)."""
@@ -159,14 +262,14 @@ class FlowEngine:
         arcs = np.flatnonzero(d.interior[d.src] & (row[d.tgt] >= 0))
         senders = sp.csr_matrix((d.tonnes[arcs], (row[d.tgt[arcs]], d.src[arcs])),
                                 shape=(len(d.observed_idx), d.n_nodes))
-        observed = arcs[row[d.src[arcs]] >= 0]  # dependencies among the unknowns
-        waits = sp.csr_matrix((np.ones(len(observed)), (row[d.tgt[observed]],
-                                                        row[d.src[observed]])),
-                              shape=(len(d.observed_idx),) * 2)
         done = np.zeros(len(d.observed_idx), dtype=bool)
+        pending = np.zeros(d.n_nodes)  # 1 at the unknowns not yet solved
         levels = []
         while not done.all():
-            ready = ~done & (waits @ (~done).astype(float) == 0)
+            # ready: every sender solved (a sender by zero tonnes is no dependency: its share
+            # adds nothing)
+            pending[d.observed_idx] = ~done
+            ready = ~done & (senders @ pending == 0)
             if not ready.any():  # a loop: no order in which every sender comes first
                 self._level_rows = None
                 return None
@@ -179,4 +282,22 @@ class FlowEngine:
     def touched(self) -> np.ndarray:
         if self._last is None:
             raise ValueError("touched flow per arc in the bound cases comes from the LP only")
-        return self._last
+        return self.d.tonnes * self._last[self._share_ends()]
+
+
+def _key(q: Query) -> tuple:
+    """What makes two questions to one engine the same question."""
+    return q.focal.tobytes(), q.product, q.case, q.clean, q.pinned
+
+
+#: The engine and the questions of a :meth:`FlowEngine.prefetch`, as its forked workers see
+#: them (set just before the fork, so each worker starts with them).
+_FORKED: tuple[FlowEngine, list[Query]] | None = None
+
+
+def _answer_forked(i: int) -> tuple[float, float]:
+    """In a forked worker: the touched tonnes of question ``i`` and the seconds it took."""
+    engine, queries = _FORKED
+    t = time.perf_counter()
+    value = engine._bound(queries[i])
+    return value, time.perf_counter() - t

@@ -176,7 +176,34 @@ class VulnerabilityLP:
                 raise SolverError(why)
             self._in_range.add(product)
         self._query, self._last_engine = q, engine
-        return engine.solve(q)
+        try:
+            return engine.solve(q)
+        finally:
+            if isinstance(engine, FlowEngine):  # its graph is built at its first bound question
+                self.engine_seconds += engine.build_seconds
+                engine.build_seconds = 0.0
+
+    def prefetch(self, questions: Iterable[tuple[Iterable[str], str, Case]],
+                 workers: int) -> float:
+        """Let the engines answer these ``(focal nodes, product, case)`` questions ahead, side
+        by side on up to ``workers`` processes, where they can (the network engine's max flows
+        on a large network); later solves of them return at once. The seconds it took."""
+        t = time.perf_counter()
+        if workers < 2 or self.solver_name != NETWORK_SOLVER:
+            return 0.0
+        queries = [self.query(nodes, product, case) for nodes, product, case in questions
+                   if serves(self.formulations[case])]
+        if queries:
+            engine = self.engine(queries[0].case)
+            if isinstance(engine, FlowEngine):
+                engine.prefetch(queries, workers)
+                self.engine_seconds += engine.build_seconds
+                engine.build_seconds = 0.0
+        return time.perf_counter() - t
+
+    def last_seconds(self) -> float | None:
+        """Seconds the last answer took where an engine computed it ahead (else None)."""
+        return getattr(self._last_engine, "answer_seconds", None)
 
     def last_solve(self) -> tuple[str, int | None]:
         """The engine that answered the last question (``highspy``, ``network`` or the Pyomo

@@ -565,7 +565,7 @@ def execute(tasks: Sequence[Task], store=None, workers: int = 1, dask: str | Non
 
 
 def _run_in_worker(task: Task):
-    from .lifeline import worker_inputs
+    from ..lifeline import worker_inputs
 
     return run_task(task, worker_inputs())
 
@@ -574,7 +574,7 @@ def _run_pool(todo, inputs: Mapping[str, object], workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .lifeline import worker_init
+    from ..lifeline import stop, worker_init
 
     ctx = multiprocessing.get_context("spawn")
     # the inputs go as bytes, unpickled once the worker watches its parent (unpickling
@@ -592,18 +592,8 @@ def _run_pool(todo, inputs: Mapping[str, object], workers: int):
             pool.shutdown(wait=True)
         else:  # stop now: queued tasks are cancelled, running ones killed
             pool.shutdown(wait=False, cancel_futures=True)
-            _stop(multiprocessing.active_children())
+            stop(multiprocessing.active_children())
             pool.shutdown(wait=True)  # the pool sees its workers gone and closes its queues
-
-
-def _stop(processes) -> None:
-    for p in processes:
-        p.terminate()
-    for p in processes:
-        p.join(timeout=2)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=2)
 
 
 class _WorkersLost(ChokepointError):

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 #: Seconds between two looks of a worker at its parent (where the kernel cannot watch).
 PARENT_POLL_S = 0.25
@@ -34,6 +35,33 @@ def worker_init(inputs: bytes | None = None) -> None:
         import pickle
 
         _INPUTS.update(pickle.loads(inputs))
+
+
+def forked_init() -> None:
+    """A forked worker's initializer (a copy of the run that answers a few questions): it dies
+    with the run, leaves Ctrl-C to the run, and ends at once on SIGTERM (the run's own
+    handler, inherited by the fork, would turn it into an exception to unwind)."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORK_BLOCKED)
+
+
+#: Signals blocked while the run forks (:func:`forking`): a Ctrl-C landing between a fork and
+#: the worker's :func:`forked_init` would run the run's own handler in the worker.
+FORK_BLOCKED = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def forking():
+    """Hold Ctrl-C and SIGTERM while workers are forked: the workers start with them held
+    (and let them in once their handlers are theirs); this process receives any that came
+    meanwhile when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORK_BLOCKED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def worker_inputs() -> dict:
@@ -67,3 +95,14 @@ def die_with_parent() -> None:
         os._exit(1)  # nothing of the dead run's is worth finishing or flushing
 
     threading.Thread(target=watch, name="chokepoint-parent-watch", daemon=True).start()
+
+
+def stop(processes) -> None:
+    """End these worker processes now: SIGTERM, then SIGKILL for any still alive after 2 s."""
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(timeout=2)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=2)
