@@ -187,6 +187,48 @@ def test_typed_read_equals_the_text_read(material):
     assert np.array_equal(a.arcs["tonnes"].to_numpy(), b.arcs["tonnes"].to_numpy())
 
 
+@pytest.mark.parametrize("material", ["lithium", "cobalt", "nickel", "manganese"])
+def test_a_file_read_in_two_halves_side_by_side_equals_the_whole_read(material, monkeypatch):
+    """A large flows file is parsed in two halves on two threads; made large enough here by
+    lowering the bound: the same nodes in the same order, arcs and tonnages to the bit."""
+    import chokepoint.network as network
+    from chokepoint.errors import Bounded
+
+    monkeypatch.setattr(network, "SPLIT_READ_BYTES", 0)
+    path = FLOWS / f"{material}_2020.csv"
+    with path.open("rb") as f:
+        halves = network._read_typed_halves(f.fileno())
+        whole = network._read_typed(Bounded(f, 1 << 30))
+    assert halves is not None and len(halves) == len(whole)
+    a, b = (Network.from_arcs(t, material, 2020, str(path)) for t in (halves, whole))
+    assert list(a.nodes.index) == list(b.nodes.index)
+    assert a.arcs["source"].tolist() == b.arcs["source"].tolist()
+    assert a.arcs["target"].tolist() == b.arcs["target"].tolist()
+    assert np.array_equal(a.arcs["tonnes"].to_numpy(), b.arcs["tonnes"].to_numpy())
+
+
+@pytest.mark.parametrize("inside", ["\n", " "])
+def test_a_line_break_inside_a_quoted_name_is_never_where_a_file_is_split(tmp_path, monkeypatch,
+                                                                            inside):
+    """The first line break after the file's middle is inside a quoted name: the halves are
+    not used (the first holds an odd number of quotes), and the file is read whole."""
+    import chokepoint.network as network
+    from chokepoint.errors import Bounded
+
+    monkeypatch.setattr(network, "SPLIT_READ_BYTES", 0)
+    owner = "A" * 1000 + inside + "B"
+    p = _write(tmp_path, _csv([(f"{owner}_mine", "China_rp", 1.0), *TINY_ARCS]))
+    data = p.read_bytes()
+    assert data.index(b"A" * 1000) < len(data) // 2 < data.index(b"A" * 1000) + 1000
+    with p.open("rb") as f:
+        halves = network._read_typed_halves(f.fileno())
+    assert (halves is None) == (inside == "\n")
+    with p.open("rb") as f:
+        whole = network._read_typed(Bounded(f, 1 << 30))
+    for table in (halves, whole):
+        assert table is None or table["source"].tolist()[0] == f"{owner}_mine"
+
+
 def test_a_flows_file_past_the_bound_is_refused_by_size(tmp_path, monkeypatch):
     """The typed reader streams the file with the bound the whole-file reader keeps: past it,
     one line naming the file and the bound, whichever reader met it."""

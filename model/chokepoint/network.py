@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -227,7 +228,9 @@ class Network:
         # provenance on another core meanwhile
         with open_regular(path, "flows file", NetworkError) as f:
             digest_soon(path)
-            arcs = _read_typed(Bounded(f, FLOWS_MAX_BYTES))
+            arcs = _read_typed_halves(f.fileno())
+            if arcs is None:
+                arcs = _read_typed(Bounded(f, FLOWS_MAX_BYTES))
         if arcs is None:  # a fault in the file: the text reader names its row or column
             data = read_bytes(path, "flows file", NetworkError, limit=FLOWS_MAX_BYTES)
             arcs = _read_text(path, data)
@@ -301,8 +304,9 @@ class Network:
         arcs, stage = self.arcs, self.nodes["stage"].to_numpy()
         src, tgt = self.positions()
         pair = src.astype(np.int64, copy=False) * len(stage) + tgt
-        ordered = np.sort(pair)  # a sort finds a repeat 8x faster than hashing 5 million pairs
-        if (ordered[1:] == ordered[:-1]).any():
+        pair.sort()  # a sort finds a repeat 8x faster than hashing 5 million pairs
+        if (pair[1:] == pair[:-1]).any():
+            pair = src.astype(np.int64, copy=False) * len(stage) + tgt  # in the arcs' order
             i = int(np.flatnonzero(pd.Series(pair).duplicated(keep="first").to_numpy())[0])
             raise NetworkError(
                 f"{rows[i]}: duplicate arc {arcs.source[i]!r} -> {arcs.target[i]!r}"
@@ -358,15 +362,76 @@ class _Rows:
 FLOWS_COLUMNS = ["Source", "Target", "Value"]
 
 
-def _read_typed(source) -> pd.DataFrame | None:
+#: Flows files of this many bytes or more are parsed in two halves side by side, on two threads
+#: (pandas' tokenizer releases the GIL): 264 MB in 0.6-0.7 s instead of 1.1-1.2 s.
+SPLIT_READ_BYTES = 32 << 20
+
+
+class _Span:
+    """Bytes ``[start, end)`` of an open file, read with ``pread`` (two spans of one file are
+    read side by side), counting the quote characters read."""
+
+    def __init__(self, fd: int, start: int, end: int):
+        self.fd, self.pos, self.end, self.quotes = fd, start, end, 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.end - self.pos
+        data = os.pread(self.fd, left if n is None or n < 0 else min(n, left), self.pos)
+        self.pos += len(data)
+        self.quotes += data.count(b'"')
+        return data
+
+
+def _read_typed_halves(fd: int) -> pd.DataFrame | None:
+    """:func:`_read_typed` of a large flows file as two halves parsed side by side, split at
+    the first line break after the middle; ``None`` for a file too small or too large, a
+    machine with one core, or any doubt (then the file is read whole: a fault in it is named
+    as ever). A break inside a quoted name is no row boundary: the first half then holds an
+    odd number of quote characters, and the halves are not used."""
+    import threading
+
+    from pandas.api.types import union_categoricals
+
+    size = os.fstat(fd).st_size
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not SPLIT_READ_BYTES <= size <= FLOWS_MAX_BYTES or (cores or 1) < 2:
+        return None
+    head, middle = os.pread(fd, 1 << 16, 0), os.pread(fd, 1 << 16, size // 2)
+    if b"\n" not in head or b"\n" not in middle:
+        return None
+    mid = size // 2 + middle.index(b"\n") + 1
+    if mid >= size:
+        return None
+    try:
+        names = next(csv.reader([head[:head.index(b"\n")].decode("utf-8-sig")]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    first, second = _Span(fd, 0, mid), _Span(fd, mid, size)
+    got: list = []
+    other = threading.Thread(target=lambda: got.append(_read_typed(second, names)),
+                             name="chokepoint-read", daemon=True)
+    other.start()
+    a = _read_typed(first)
+    other.join()
+    b = got[0] if got else None
+    if a is None or b is None or first.quotes % 2:
+        return None
+    return pd.DataFrame({
+        "source": union_categoricals([a["source"], b["source"]]),
+        "target": union_categoricals([a["target"], b["target"]]),
+        "tonnes": np.concatenate([a["tonnes"].to_numpy(), b["tonnes"].to_numpy()])})
+
+
+def _read_typed(source, names: list[str] | None = None) -> pd.DataFrame | None:
     """The arcs of a flows file in one typed pass: names as categories (each distinct name
-    parsed once), tonnages as floats. ``None`` when the file is not a clean table of
-    non-negative numbers (or cannot be read): :func:`_read_text` then finds and names the
-    fault, with the same messages as ever."""
+    parsed once), tonnages as floats (``names``: the columns of a part without the header).
+    ``None`` when the file is not a clean table of non-negative numbers (or cannot be read):
+    :func:`_read_text` then finds and names the fault, with the same messages as ever."""
     try:
         table = pd.read_csv(source, encoding="utf-8-sig", keep_default_na=False,
                             na_filter=False,
                             low_memory=False,
+                            header=None if names else "infer", names=names,
                             dtype={"Source": "category", "Target": "category",
                                    "Value": "float64"})
     except (OSError, ValueError, UnicodeError, TooLarge, pd.errors.ParserError,
@@ -409,7 +474,9 @@ def _codes(names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         order = pd.unique(codes)
         renumber = np.empty(len(names.cat.categories), dtype=np.intp)
         renumber[order] = np.arange(len(order))
-        return renumber[codes], names.cat.categories.to_numpy(dtype=object)[order]
+        # (indexing by the 2-byte codes directly is 5x slower: NumPy casts them one by one)
+        return (renumber[codes.astype(np.intp)],
+                names.cat.categories.to_numpy(dtype=object)[order])
     return pd.factorize(names.to_numpy(dtype=object))
 
 
