@@ -530,9 +530,15 @@ def test_a_sweep_of_one_point_runs_with_its_value(tmp_path, tiny_flows):
 
 def _children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids = (task / "children").read_text().split()
-        out += [int(k) for k in kids]
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process has ended
+        return out
+    for task in tasks:
+        try:
+            out += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended between listing and reading
+            pass
     return out
 
 
@@ -591,7 +597,7 @@ def test_a_fault_among_forked_workers_ends_the_run_in_one_line(million_arcs, tmp
     _, err = run.proc.communicate(timeout=120)
     if fault == "worker_killed":
         assert run.proc.returncode == 1, err
-        assert "a worker process of the network engine died" in err
+        assert "the network engine: a worker process died (killed, or out of memory?" in err
     else:
         assert run.proc.returncode == 130, err
         assert "interrupted; nothing written" in err

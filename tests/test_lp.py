@@ -313,3 +313,38 @@ def test_network_engine_shares_by_substitution_or_one_system_agree_with_the_lp(t
             assert flow.solve(nodes, "LFP", Case.PROPORTIONAL) == pytest.approx(
                 lp.solve(nodes, "LFP", Case.PROPORTIONAL), abs=1e-9)
         assert (flow.engine(Case.PROPORTIONAL)._levels() is None) is loop
+
+
+# -- questions answered ahead on forked workers ------------------------------------------------
+
+
+def test_bound_questions_answered_on_forked_workers_equal_those_answered_here(tiny,
+                                                                            monkeypatch):
+    """Above a size (lowered here to the tiny network's) the default solver's bound questions
+    are answered on forked workers first; each answer, its iterations and its failure are then
+    what this process would have given, and touched flows are solved again here."""
+    import chokepoint.lp.solver as solver
+
+    monkeypatch.setattr(solver, "HIGHS_PARALLEL_MIN_ARCS", 0)
+    sets = [FocalSet.of(k, [k]).nodes(tiny) for k in ("CHN", "AUS", "CHL")]
+    questions = [(n, "LFP", c) for c in (O, A, B) for n in sets]
+    ahead = VulnerabilityLP(tiny, families=[no_touched_nbcp])
+    assert ahead.prefetch(questions, workers=2) > 0
+    here = VulnerabilityLP(tiny, families=[no_touched_nbcp])
+    for nodes, product, case in questions:
+        try:
+            want = here.solve(nodes, product, case)
+        except SolveFailed as e:  # China in A: infeasible with the family, in either process
+            with pytest.raises(SolveFailed, match=e.status):
+                ahead.solve(nodes, product, case)
+            continue
+        assert ahead.solve(nodes, product, case) == pytest.approx(want, abs=1e-9)
+        assert ahead.last_seconds() is not None  # answered by a worker
+        assert ahead.last_solve()[0] == "highspy" and ahead.last_solve()[1] is not None
+    ahead.solve(sets[1], "LFP", A)
+    assert ahead.last_seconds() is None  # each answer is given once; this one solved here
+    ahead.prefetch([(sets[1], "LFP", A), (sets[2], "LFP", A)], workers=2)
+    ahead.solve(sets[1], "LFP", A)
+    assert ahead.last_seconds() is not None
+    here.solve(sets[1], "LFP", A)
+    assert ahead.touched_flows() == pytest.approx(here.touched_flows(), abs=1e-9)

@@ -49,8 +49,8 @@ def vulnerability(
     ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
     models of their cases, with ``parameters`` (``"family.parameter": value``); their rules
     read ``blocs`` (name -> ``{"countries": [...]}``) as ``m.blocs``. With ``workers`` > 1,
-    ``solver="network"`` answers the bound cases of a network of a million arcs or more on
-    that many forked processes side by side.
+    the bound cases of a large network (100,000 arcs with ``highspy``, a million with
+    ``solver="network"``) are answered on that many forked processes side by side.
     """
     if isinstance(networks, Network):
         networks = {networks.material: networks}

@@ -68,8 +68,8 @@ def compute(
     """Every index of the grid. ``networks`` maps material name -> network; ``families`` are
     users' constraint families with ``parameters`` (``family.parameter -> value``);
     ``options`` go to the solver; ``blocs`` (name -> {countries}) are what users' rules
-    read as ``m.blocs``; ``workers`` processes may answer questions side by side where an
-    engine can (``solver: network`` on a network of a million arcs or more). ``lps`` (material -> VulnerabilityLP), when given, keeps the
+    read as ``m.blocs``; ``workers`` processes may answer questions side by side where that
+    pays (:meth:`VulnerabilityLP.prefetch`). ``lps`` (material -> VulnerabilityLP), when given, keeps the
     built LPs for the next call on the same networks (a new parameter value re-solves without
     a rebuild)."""
     cases = list(cases)

@@ -142,46 +142,20 @@ class FlowEngine:
         The workers are forks, not spawned processes: each starts with the graph this process
         built (seconds to build, shared until written), answers its questions and sends back
         two numbers."""
-        import multiprocessing
+        from .forked import answer, can_fork
 
         todo = {}
         for q in queries:
             if q.case is not Case.PROPORTIONAL and _key(q) not in self._answers:
                 todo.setdefault(_key(q), q)
         workers = min(workers, len(todo))
-        if (workers < 2 or self.d.n_arcs < PARALLEL_MIN_ARCS
-                or "fork" not in multiprocessing.get_all_start_methods()):
+        if workers < 2 or self.d.n_arcs < PARALLEL_MIN_ARCS or not can_fork():
             return
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
-
-        from ..errors import SolverError
-        from ..lifeline import forked_init, forking, stop
-
-        global _FORKED
         self.graph  # built before the fork: the workers share it
-        _FORKED = (self, list(todo.values()))
-        others = set(multiprocessing.active_children())  # a caller's own are left alone
-        pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), forked_init)
-        finished = False
-        try:
-            with forking():  # the first question forks the workers
-                futures = [pool.submit(_answer_forked, i) for i in range(len(todo))]
-            self._levels()  # this process's share of the work while they solve
-            self._answers.update(zip(todo, (f.result() for f in futures)))
-            finished = True
-        except BrokenProcessPool:
-            raise SolverError(f"{self.d.network.origin}: a worker process of the network "
-                              "engine died (killed, or out of memory? --workers 1 solves "
-                              "in this process alone)") from None
-        finally:
-            _FORKED = None
-            if finished:
-                pool.shutdown(wait=True)
-            else:  # stop now: queued questions are cancelled, running ones killed
-                pool.shutdown(wait=False, cancel_futures=True)
-                stop([p for p in multiprocessing.active_children() if p not in others])
-                pool.shutdown(wait=True)
+        questions = list(todo.values())
+        got = answer(lambda i: self._bound(questions[i]), len(questions), workers,
+                     f"{self.d.network.origin}: the network engine", meanwhile=self._levels)
+        self._answers.update(zip(todo, got))
 
     def _bound(self, q: Query) -> float:
         d = self.d
@@ -303,16 +277,3 @@ class FlowEngine:
 def _key(q: Query) -> tuple:
     """What makes two questions to one engine the same question."""
     return q.focal.tobytes(), q.product, q.case, q.clean, q.pinned
-
-
-#: The engine and the questions of a :meth:`FlowEngine.prefetch`, as its forked workers see
-#: them (set just before the fork, so each worker starts with them).
-_FORKED: tuple[FlowEngine, list[Query]] | None = None
-
-
-def _answer_forked(i: int) -> tuple[float, float]:
-    """In a forked worker: the touched tonnes of question ``i`` and the seconds it took."""
-    engine, queries = _FORKED
-    t = time.perf_counter()
-    value = engine._bound(queries[i])
-    return value, time.perf_counter() - t
