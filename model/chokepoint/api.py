@@ -49,7 +49,7 @@ def vulnerability(
     ``families`` are constraint families (:func:`chokepoint.constraint_family`) built into the
     models of their cases, with ``parameters`` (``"family.parameter": value``); their rules
     read ``blocs`` (name -> ``{"countries": [...]}``) as ``m.blocs``. With ``workers`` > 1,
-    the bound cases of a large network (100,000 arcs with ``highspy``, a million with
+    the bound cases of a large network (500,000 arcs with ``highspy``, a million with
     ``solver="network"``) are answered on that many forked processes side by side.
     """
     if isinstance(networks, Network):

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--report", action="store_true", help="also write report.html and figures/")
     r.add_argument("--workers", type=int, metavar="N",
                    help="processes for a sweep's tasks, and for the bound cases of a large "
-                   "network (100,000 arcs with highspy, a million with solver: network) "
+                   "network (500,000 arcs with highspy, a million with solver: network) "
                    "(default: every core)")
     r.add_argument("--dask", metavar="ADDR", help="run a sweep's tasks on Dask: 'local' (a "
                    "LocalCluster on this machine) or tcp://HOST:PORT (a running scheduler)")

@@ -3,7 +3,7 @@
 A fork starts with everything its parent built (the network's arrays, an igraph graph, HiGHS
 models: seconds to build, pages shared until written), answers a few questions and sends back
 small results. Used where one question costs far more than a fork: the network engine's maximum
-flows on a million arcs, HiGHS's interior point on a hundred thousand (two solves on two forked
+flows on a million arcs, HiGHS's interior point on half a million (two solves on two forked
 workers: 1.8x one after the other on the project's 2-core machine).
 """
 

@@ -28,10 +28,12 @@ from .highs import HighsEngine, SolveFailed
 
 #: Solver used when a scenario names none: HiGHS via highspy, fed the matrix once.
 DEFAULT_SOLVER = "highspy"
-#: Arcs from which HiGHS's bound questions are answered side by side on forked workers: an
-#: interior-point solve takes 2 s at 218,242 arcs, a fork 0.05 s; two solves on two workers
-#: take 1.8x less than one after the other on the project's 2-core machine.
-HIGHS_PARALLEL_MIN_ARCS = 100_000
+#: Arcs from which HiGHS's bound questions are answered side by side on forked workers. Two
+#: interior-point solves on two workers take 1.8x less than one after the other on the
+#: project's 2-core machine, but each worker holds about 90 MiB of its own at 218,242 arcs
+#: (6.9 s and 498 MiB for the 200 x 7 chain against 10.4 s and 320 MiB in one process, where
+#: issue 20 asks for 11 s and 400 MiB): below this size one process answers.
+HIGHS_PARALLEL_MIN_ARCS = 500_000
 
 #: The exact network-flow engine for the core families.
 NETWORK_SOLVER = "network"
