@@ -348,3 +348,13 @@ def test_bound_questions_answered_on_forked_workers_equal_those_answered_here(ti
     assert ahead.last_seconds() is not None
     here.solve(sets[1], "LFP", A)
     assert ahead.touched_flows() == pytest.approx(here.touched_flows(), abs=1e-9)
+
+
+@pytest.mark.parametrize("workers", [0, -2, 2.5, float("nan"), "2", True])
+def test_a_number_of_workers_that_is_no_count_of_processes_is_named(tiny, workers):
+    import chokepoint
+
+    with pytest.raises(chokepoint.ChokepointError, match=r"^workers: expected a positive whole "
+                                                         r"number of processes, got "):
+        chokepoint.vulnerability(tiny, {"China": ["CHN"]}, pairs=["LFP-lithium"],
+                                 workers=workers)

@@ -52,6 +52,7 @@ def vulnerability(
     the bound cases of a large network (500,000 arcs with ``highspy``, a million with
     ``solver="network"``) are answered on that many forked processes side by side.
     """
+    workers = _workers(workers) or 1
     if isinstance(networks, Network):
         networks = {networks.material: networks}
     pairs = [p if isinstance(p, Pair) else parse_pair(p) for p in pairs]
@@ -73,6 +74,18 @@ def vulnerability(
                                 "constraint_families": [
                                     {**f.describe(parameters), "call": _call(f, parameters)}
                                     for f in families]})
+
+
+def _workers(workers) -> int | None:
+    """``workers`` as the API takes it: None, or a positive whole number of processes."""
+    import numbers
+
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ChokepointError(f"workers: expected a positive whole number of processes, got "
+                              f"{workers!r}")
+    return int(workers)
 
 
 @dataclass
@@ -258,7 +271,7 @@ def run(
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     spec = scenario.spec
-    workers = workers or os.cpu_count() or 1
+    workers = _workers(workers) or os.cpu_count() or 1
     if dask:
         from .runs.sweep import check_dask_address, dask_wait
 
