@@ -228,7 +228,7 @@ class Network:
         # provenance on another core meanwhile
         with open_regular(path, "flows file", NetworkError) as f:
             digest_soon(path)
-            arcs = _read_typed_halves(f.fileno())
+            arcs = _read_typed_halves(f.fileno()) if _cores() > 1 else None
             if arcs is None:
                 arcs = _read_typed(Bounded(f, FLOWS_MAX_BYTES))
         if arcs is None:  # a fault in the file: the text reader names its row or column
@@ -382,10 +382,17 @@ class _Span:
         return data
 
 
+def _cores() -> int:
+    """The cores this process may run on (a file is split only with two or more)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _read_typed_halves(fd: int) -> pd.DataFrame | None:
     """:func:`_read_typed` of a large flows file as two halves parsed side by side, split at
-    the first line break after the middle; ``None`` for a file too small or too large, a
-    machine with one core, or any doubt (then the file is read whole: a fault in it is named
+    the first line break after the middle; ``None`` for a file too small or too large, or
+    any doubt (then the file is read whole: a fault in it is named
     as ever). A break inside a quoted name is no row boundary: the first half then holds an
     odd number of quote characters, and the halves are not used."""
     import threading
@@ -393,8 +400,7 @@ def _read_typed_halves(fd: int) -> pd.DataFrame | None:
     from pandas.api.types import union_categoricals
 
     size = os.fstat(fd).st_size
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if not SPLIT_READ_BYTES <= size <= FLOWS_MAX_BYTES or (cores or 1) < 2:
+    if not SPLIT_READ_BYTES <= size <= FLOWS_MAX_BYTES:
         return None
     head, middle = os.pread(fd, 1 << 16, 0), os.pread(fd, 1 << 16, size // 2)
     if b"\n" not in head or b"\n" not in middle:
