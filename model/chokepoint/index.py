@@ -69,9 +69,9 @@ def compute(
     users' constraint families with ``parameters`` (``family.parameter -> value``);
     ``options`` go to the solver; ``blocs`` (name -> {countries}) are what users' rules
     read as ``m.blocs``; ``workers`` processes may answer questions side by side where that
-    pays (:meth:`VulnerabilityLP.prefetch`). ``lps`` (material -> VulnerabilityLP), when given, keeps the
-    built LPs for the next call on the same networks (a new parameter value re-solves without
-    a rebuild)."""
+    pays (:meth:`VulnerabilityLP.prefetch`). ``lps`` (material -> VulnerabilityLP), when
+    given, keeps the built LPs for the next call on the same networks (a new parameter value
+    re-solves without a rebuild)."""
     cases = list(cases)
     # The index itself counts every stage of the focal set (FULL); the decomposition's steps
     # count it from the cathode stage upstream. On the paper's networks the last step and FULL

@@ -13,11 +13,10 @@ The graph is built once per network, without the arcs from primary sources: a so
 receives nothing and its supply is its outflow, so each of its arcs binds alone, and the tonnes
 the question's sources send into a node become the capacity of the super source's arc to it (a
 sixth fewer arcs for igraph on a 7-stage chain). A question only changes the capacities of the
-super source's arcs and of the arcs into focal nodes (no flow enters a focal node: the clean flow avoids
-them, and a focal node's own supply fills its outflow; an unseeded source sends nothing because
-sources receive no arcs). Users'
-families and the pinned split are not flows: formulations with them go to the LP (the caller
-says so).
+super source's arcs and of the arcs into focal nodes (no flow enters a focal node: the clean
+flow avoids them, and a focal node's own supply fills its outflow; an unseeded source sends
+nothing because sources receive no arcs). Users' families and the pinned split are not flows:
+formulations with them go to the LP (the caller says so).
 """
 
 from __future__ import annotations
@@ -33,10 +32,10 @@ from .arrays import NetworkArrays, Query
 from .formulation import Formulation
 
 
-#: Arcs from which bound questions put together are answered side by side in forked
-#: processes: a max flow's fixed cost (igraph copies and sorts the graph per call, ~0.9 s at 5.4
-#: million arcs whatever the flow) then outweighs a fork's (~0.05 s and the pages a worker
-#: writes).
+#: Arcs from which the engine's bound questions are answered side by side on forked workers
+#: (:meth:`VulnerabilityLP.prefetch`): a max flow's fixed cost (igraph copies and sorts the
+#: graph per call, ~0.9 s at 5.4 million arcs whatever the flow) then outweighs a fork's
+#: (~0.05 s and the pages a worker writes).
 PARALLEL_MIN_ARCS = 1_000_000
 
 #: igraph's drawing backends, imported by ``import igraph`` when installed
@@ -84,10 +83,6 @@ class FlowEngine:
         self.source = d.n_nodes  # the super source; it has an arc to every node
         self._graph = None
         self._last: np.ndarray | None = None  # the proportional case's shares per node
-        #: answers computed ahead (:meth:`prefetch`): question -> (touched tonnes, seconds)
-        self._answers: dict[tuple, tuple[float, float]] = {}
-        #: seconds the last answer took where it was computed ahead (None: computed now)
-        self.answer_seconds: float | None = None
         #: seconds spent building the graph, not yet reported (the caller counts it as build)
         self.build_seconds = 0.0
 
@@ -99,10 +94,6 @@ class FlowEngine:
             t = time.perf_counter()
             igraph = _igraph()
             d, n = self.d, self.d.n_nodes
-            # igraph reads Python pairs faster than a NumPy array, which it converts element
-            # by element, and pairs from a zip faster than a list of them (zip reuses each
-            # pair once igraph has read it): 5.4 million arcs in 1.3 s, against 2.2 s from a
-            # list and ~8 s from an array
             # A primary source receives nothing and its supply is its outflow, so its arcs
             # bind one by one: they are folded into the super source's arcs (the tonnes the
             # question's sources send into each node), a sixth of a chain's arcs
@@ -112,6 +103,10 @@ class FlowEngine:
                 (d.tonnes[folded], (d.tgt[folded], d.src[folded])), shape=(n, n))
             self._kept_tgt = d.tgt[kept]
             self._kept_capacity = d.tonnes[kept] / d.scale
+            # igraph reads Python pairs faster than a NumPy array, which it converts element
+            # by element, and pairs from a zip faster than a list of them (zip reuses each
+            # pair once igraph has read it): 5.4 million arcs in 1.3 s, against 2.2 s from a
+            # list and ~8 s from an array
             ends = (np.r_[d.src[kept], np.full(n, n)].tolist(),
                     np.r_[self._kept_tgt, np.arange(n)].tolist())
             self._graph = igraph.Graph(n=n + 1, edges=zip(*ends), directed=True)
@@ -123,39 +118,9 @@ class FlowEngine:
         return self._graph
 
     def solve(self, q: Query) -> float:
-        self.answer_seconds = None
         if q.case is Case.PROPORTIONAL:
             return self._proportional(q)
-        got = self._answers.pop(_key(q), None)
-        if got is not None:
-            self._last = None
-            value, self.answer_seconds = got
-            return value
         return self._bound(q)
-
-    def prefetch(self, queries: list[Query], workers: int) -> None:
-        """Answer the bound questions among ``queries`` ahead, side by side on ``workers``
-        forked processes, when the network is large enough for that to pay (and the platform
-        forks); :meth:`solve` then returns each answer once. Meanwhile this process prepares
-        the proportional case's levels.
-
-        The workers are forks, not spawned processes: each starts with the graph this process
-        built (seconds to build, shared until written), answers its questions and sends back
-        two numbers."""
-        from .forked import answer, can_fork
-
-        todo = {}
-        for q in queries:
-            if q.case is not Case.PROPORTIONAL and _key(q) not in self._answers:
-                todo.setdefault(_key(q), q)
-        workers = min(workers, len(todo))
-        if workers < 2 or self.d.n_arcs < PARALLEL_MIN_ARCS or not can_fork():
-            return
-        self.graph  # built before the fork: the workers share it
-        questions = list(todo.values())
-        got = answer(lambda i: self._bound(questions[i]), len(questions), workers,
-                     f"{self.d.network.origin}: the network engine", meanwhile=self._levels)
-        self._answers.update(zip(todo, got))
 
     def _bound(self, q: Query) -> float:
         d = self.d
@@ -273,7 +238,3 @@ class FlowEngine:
             raise ValueError("touched flow per arc in the bound cases comes from the LP only")
         return self.d.tonnes * self._last[self._share_ends()]
 
-
-def _key(q: Query) -> tuple:
-    """What makes two questions to one engine the same question."""
-    return q.focal.tobytes(), q.product, q.case, q.clean, q.pinned

@@ -22,7 +22,7 @@ from ..errors import ChokepointError, SolverError, did_you_mean
 from ..network import Network
 from .arrays import Query, arrays, out_of_range
 from .families import ConstraintFamily, check_families, check_finite, flat_parameters
-from .flow import FlowEngine, serves
+from .flow import PARALLEL_MIN_ARCS, FlowEngine, serves
 from .formulation import Formulation, formulations
 from .highs import HighsEngine, SolveFailed
 
@@ -197,42 +197,57 @@ class VulnerabilityLP:
         try:
             return engine.solve(q)
         finally:
-            if isinstance(engine, FlowEngine):  # its graph is built at its first bound question
-                self.engine_seconds += engine.build_seconds
-                engine.build_seconds = 0.0
+            if isinstance(engine, FlowEngine):
+                self._count_build(engine)
 
     def prefetch(self, questions: Iterable[tuple[Iterable[str], str, Case]],
                  workers: int) -> float:
         """Let these ``(focal nodes, product, case)`` questions be answered ahead, side by side
-        on up to ``workers`` forked processes, where that pays: the network engine's max flows
-        on a network of a million arcs or more, HiGHS's bound solves on one of
-        :data:`HIGHS_PARALLEL_MIN_ARCS` or more. Later solves of them return at once. The
-        seconds it took."""
+        on up to ``workers`` forked processes, where that pays: the bound questions of the
+        network engine on a network of :data:`~chokepoint.lp.flow.PARALLEL_MIN_ARCS` arcs or
+        more, of HiGHS on one of :data:`HIGHS_PARALLEL_MIN_ARCS` or more. Later solves of them
+        return those answers. The seconds it took."""
         from .forked import answer, can_fork
 
         t = time.perf_counter()
         if workers < 2 or not can_fork():
             return 0.0
-        questions = [(frozenset(n), p, c) for n, p, c in questions]
-        if self.solver_name == NETWORK_SOLVER:
-            queries = [self.query(n, p, c) for n, p, c in questions
-                       if serves(self.formulations[c])]
-            if queries:
-                engine = self.engine(queries[0].case)
-                if isinstance(engine, FlowEngine):
-                    engine.prefetch(queries, workers)
-                    self.engine_seconds += engine.build_seconds
-                    engine.build_seconds = 0.0
-        elif self.solver_name == DEFAULT_SOLVER and \
-                self.arrays.n_arcs >= HIGHS_PARALLEL_MIN_ARCS:
-            todo = [x for x in questions if x[2] is not Case.PROPORTIONAL and x not in self._ahead]
-            if min(workers, len(todo)) >= 2:
-                for case in dict.fromkeys(x[2] for x in todo):
-                    self.engine(case)  # built before the fork: the workers share them
-                got = answer(lambda i: self._answer(*todo[i]), len(todo),
-                             min(workers, len(todo)), f"{self.network.origin}: highspy")
-                self._ahead.update(zip(todo, got))
+        todo = [x for x in dict.fromkeys((frozenset(n), p, c) for n, p, c in questions)
+                if x[2] is not Case.PROPORTIONAL and x not in self._ahead
+                and self.arrays.n_arcs >= self._forked_from(x[2])]
+        workers = min(workers, len(todo))
+        if workers < 2:
+            return time.perf_counter() - t
+        for case in dict.fromkeys(x[2] for x in todo):
+            self.engine(case)  # built before the fork: the workers share them
+        flow = self._flow if any(self._served_by_flow(x[2]) for x in todo) else None
+        if flow is not None:
+            flow.graph
+            self._count_build(flow)
+        who = "the network engine" if self.solver_name == NETWORK_SOLVER else self.solver_name
+        got = answer(lambda i: self._answer(*todo[i]), len(todo), workers,
+                     f"{self.network.origin}: {who}",
+                     meanwhile=flow._levels if flow is not None else None)  # its own share
+        self._ahead.update(zip(todo, got))
         return time.perf_counter() - t
+
+    def _served_by_flow(self, case: Case) -> bool:
+        return self.solver_name == NETWORK_SOLVER and serves(self.formulations[case])
+
+    def _forked_from(self, case: Case) -> float:
+        """Arcs from which a bound question of ``case`` is answered on a forked worker (a
+        Pyomo solver's never: its solves run programs or libraries of their own)."""
+        if self._served_by_flow(case):
+            return PARALLEL_MIN_ARCS
+        if self.solver_name in (DEFAULT_SOLVER, NETWORK_SOLVER):
+            return HIGHS_PARALLEL_MIN_ARCS
+        return float("inf")
+
+    def _count_build(self, engine: FlowEngine) -> None:
+        """The network engine's graph is built at its first bound question: its seconds count
+        as building."""
+        self.engine_seconds += engine.build_seconds
+        engine.build_seconds = 0.0
 
     def _answer(self, nodes: frozenset, product: str, case: Case) -> tuple:
         """In a forked worker: (answered, touched tonnes or the error, iterations)."""
@@ -244,9 +259,7 @@ class VulnerabilityLP:
 
     def last_seconds(self) -> float | None:
         """Seconds the last answer took where it was computed ahead (else None)."""
-        if self._served is not None:
-            return self._served[0]
-        return getattr(self._last_engine, "answer_seconds", None)
+        return self._served[0] if self._served is not None else None
 
     def last_solve(self) -> tuple[str, int | None]:
         """The engine that answered the last question (``highspy``, ``network`` or the Pyomo
