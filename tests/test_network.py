@@ -170,12 +170,11 @@ def test_uncertain_source_must_feed_a_pool():
 def test_typed_read_equals_the_text_read(material):
     """One typed pass gives what reading every cell as text gives: the same nodes in the same
     order, the same arcs and bit-identical tonnages."""
-    from chokepoint.errors import Bounded
-    from chokepoint.network import _read_text, _read_typed
+    from chokepoint.network import _read_text, _read_typed, _Span
 
     path = FLOWS / f"{material}_2020.csv"
     with path.open("rb") as f:
-        typed = _read_typed(Bounded(f, 1 << 30))
+        typed = _read_typed(_Span(f.fileno(), 0, path.stat().st_size))
     text = _read_text(path, path.read_bytes())
     assert typed is not None and isinstance(typed["source"].dtype, pd.CategoricalDtype)
     assert text["tonnes"].dtype != float  # the text path really is the other path
@@ -192,13 +191,12 @@ def test_a_file_read_in_two_halves_side_by_side_equals_the_whole_read(material, 
     """A large flows file is parsed in two halves on two threads; made large enough here by
     lowering the bound: the same nodes in the same order, arcs and tonnages to the bit."""
     import chokepoint.network as network
-    from chokepoint.errors import Bounded
 
     monkeypatch.setattr(network, "SPLIT_READ_BYTES", 0)
     path = FLOWS / f"{material}_2020.csv"
     with path.open("rb") as f:
-        halves = network._read_typed_halves(f.fileno())
-        whole = network._read_typed(Bounded(f, 1 << 30))
+        halves = network._read_typed_halves(f.fileno(), path.stat().st_size)
+        whole = network._read_typed(network._Span(f.fileno(), 0, path.stat().st_size))
     assert halves is not None and len(halves) == len(whole)
     a, b = (Network.from_arcs(t, material, 2020, str(path)) for t in (halves, whole))
     assert list(a.nodes.index) == list(b.nodes.index)
@@ -213,7 +211,6 @@ def test_a_line_break_inside_a_quoted_name_is_never_where_a_file_is_split(tmp_pa
     """The first line break after the file's middle is inside a quoted name: the halves are
     not used (the first holds an odd number of quotes), and the file is read whole."""
     import chokepoint.network as network
-    from chokepoint.errors import Bounded
 
     monkeypatch.setattr(network, "SPLIT_READ_BYTES", 0)
     owner = "A" * 1000 + inside + "B"
@@ -221,16 +218,16 @@ def test_a_line_break_inside_a_quoted_name_is_never_where_a_file_is_split(tmp_pa
     data = p.read_bytes()
     assert data.index(b"A" * 1000) < len(data) // 2 < data.index(b"A" * 1000) + 1000
     with p.open("rb") as f:
-        halves = network._read_typed_halves(f.fileno())
+        halves = network._read_typed_halves(f.fileno(), len(data))
     assert (halves is None) == (inside == "\n")
     with p.open("rb") as f:
-        whole = network._read_typed(Bounded(f, 1 << 30))
+        whole = network._read_typed(network._Span(f.fileno(), 0, len(data)))
     for table in (halves, whole):
         assert table is None or table["source"].tolist()[0] == f"{owner}_mine"
 
 
 def test_a_flows_file_past_the_bound_is_refused_by_size(tmp_path, monkeypatch):
-    """The typed reader streams the file with the bound the whole-file reader keeps: past it,
+    """The typed reader streams the file within the bound the whole-file reader keeps: past it,
     one line naming the file and the bound, whichever reader met it."""
     import chokepoint.network as network
 

@@ -71,26 +71,6 @@ def open_regular(path, what: str, error: type[ChokepointError]):
     return open(fd, "rb", closefd=True)
 
 
-class TooLarge(Exception):
-    """A :class:`Bounded` file went past its bound."""
-
-
-class Bounded:
-    """A binary file read through ``read(n)`` that raises :class:`TooLarge` once more than
-    ``limit`` bytes have been read: a parser streams a large file (no copy of it in memory)
-    with the same bound :func:`read_bytes` keeps, and signal handlers run between its reads."""
-
-    def __init__(self, f, limit: int):
-        self._f, self._left = f, limit
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(_CHUNK if n is None or n < 0 else min(n, _CHUNK))
-        self._left -= len(data)
-        if self._left < 0:
-            raise TooLarge
-        return data
-
-
 def read_bytes(path, what: str, error: type[ChokepointError],
                limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (:func:`open_regular`), or

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import Bounded, NetworkError, TooLarge, did_you_mean, open_regular, read_bytes
+from .errors import NetworkError, did_you_mean, open_regular, read_bytes
 
 #: Largest flows file read (a network of 10^6 arcs is about 80 MB).
 FLOWS_MAX_BYTES = 1 << 30
@@ -226,12 +226,18 @@ class Network:
         path = Path(path)
         # streamed from the file (no copy of it in memory), and hashed for the results'
         # provenance on another core meanwhile
+        arcs = None
         with open_regular(path, "flows file", NetworkError) as f:
             digest_soon(path)
-            arcs = _read_typed_halves(f.fileno()) if _cores() > 1 else None
-            if arcs is None:
-                arcs = _read_typed(Bounded(f, FLOWS_MAX_BYTES))
-        if arcs is None:  # a fault in the file: the text reader names its row or column
+            fd = f.fileno()
+            size = os.fstat(fd).st_size
+            if size <= FLOWS_MAX_BYTES:
+                arcs = _read_typed_halves(fd, size) if _cores() > 1 else None
+                if arcs is None:
+                    arcs = _read_typed(_Span(fd, 0, size))
+        # a file past the bound, or a fault in it: the whole-file reader says which, the text
+        # reader names the fault's row or column
+        if arcs is None:
             data = read_bytes(path, "flows file", NetworkError, limit=FLOWS_MAX_BYTES)
             arcs = _read_text(path, data)
         if arcs.empty:
@@ -368,8 +374,9 @@ SPLIT_READ_BYTES = 32 << 20
 
 
 class _Span:
-    """Bytes ``[start, end)`` of an open file, read with ``pread`` (two spans of one file are
-    read side by side), counting the quote characters read."""
+    """Bytes ``[start, end)`` of an open file as a file pandas streams from (no copy of the file
+    in memory; signal handlers run between its reads), read with ``pread`` (two spans of one
+    file are read side by side), counting the quote characters read."""
 
     def __init__(self, fd: int, start: int, end: int):
         self.fd, self.pos, self.end, self.quotes = fd, start, end, 0
@@ -389,18 +396,17 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _read_typed_halves(fd: int) -> pd.DataFrame | None:
-    """:func:`_read_typed` of a large flows file as two halves parsed side by side, split at
-    the first line break after the middle; ``None`` for a file too small or too large, or
-    any doubt (then the file is read whole: a fault in it is named
-    as ever). A break inside a quoted name is no row boundary: the first half then holds an
-    odd number of quote characters, and the halves are not used."""
+def _read_typed_halves(fd: int, size: int) -> pd.DataFrame | None:
+    """:func:`_read_typed` of a large flows file (``size`` bytes) as two halves parsed side by
+    side, split at the first line break after the middle; ``None`` for a small file or any
+    doubt (then the file is read whole: a fault in it is named as ever). A break inside a
+    quoted name is no row boundary: the first half then holds an odd number of quote
+    characters, and the halves are not used."""
     import threading
 
     from pandas.api.types import union_categoricals
 
-    size = os.fstat(fd).st_size
-    if not SPLIT_READ_BYTES <= size <= FLOWS_MAX_BYTES:
+    if size < SPLIT_READ_BYTES:
         return None
     head, middle = os.pread(fd, 1 << 16, 0), os.pread(fd, 1 << 16, size // 2)
     if b"\n" not in head or b"\n" not in middle:
@@ -453,7 +459,7 @@ def _read_typed(source, names: list[str] | None = None) -> pd.DataFrame | None:
                             header=None if names else "infer", names=names,
                             dtype={"Source": "category", "Target": "category",
                                    "Value": "float64"})
-    except (OSError, ValueError, UnicodeError, TooLarge, pd.errors.ParserError,
+    except (OSError, ValueError, UnicodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError):
         return None
     if list(table.columns[:3]) != FLOWS_COLUMNS or table["Value"].dtype != np.float64:
